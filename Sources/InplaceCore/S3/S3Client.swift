@@ -1,0 +1,289 @@
+import Foundation
+
+/// What S3 says about one object.
+public struct S3ObjectInfo: Sendable, Equatable {
+    public var key: String
+    public var size: Int64
+    /// The ETag without quotes.
+    public var etag: String
+    public var lastModified: Date?
+}
+
+/// Where a GET's body goes.
+public enum S3Sink: Sendable {
+    case file(path: String)
+    /// Chunks in order, on the transfer's thread. After a retry the stream continues where it
+    /// stopped (a ranged GET pinned to the first answer's ETag): the handler never sees a byte twice.
+    case handler(@Sendable (UnsafeRawBufferPointer) throws -> Void)
+}
+
+/// An S3 client over libcurl, signing with SigV4 (curl signs; `inplace` adds the
+/// `x-amz-content-sha256` header curl 7.88 leaves out, and sorts and encodes the query itself).
+///
+/// Every request is retried with backoff and jitter on 5xx, 429 and transport failures, never on
+/// other 4xx (a 403 or a 404 will not change by asking again).
+public final class S3Client: Sendable {
+    public let config: S3Config
+    let http: HTTPClient
+
+    public init(config: S3Config, http: HTTPClient = HTTPClient()) {
+        self.config = config
+        self.http = http
+    }
+
+    // MARK: Objects
+
+    public func head(_ key: String) async throws(S3Error) -> S3ObjectInfo {
+        let response = try await send(method: "HEAD", key: key)
+        return objectInfo(key: key, response: response)
+    }
+
+    /// Whether the object exists (a 404 is an answer here, not an error).
+    public func exists(_ key: String) async throws(S3Error) -> Bool {
+        do {
+            _ = try await head(key)
+            return true
+        } catch where error.kind == .notFound {
+            return false
+        }
+    }
+
+    /// Small objects (metadata JSON) into memory.
+    public func getBytes(_ key: String, limit: Int = 256 << 20) async throws(S3Error) -> [UInt8] {
+        try await send(method: "GET", key: key, sink: .memory(limit: limit)).body
+    }
+
+    /// Streams an object (or the byte range `range`, inclusive) to `sink`. A failure midway is
+    /// retried from the byte where it stopped.
+    @discardableResult
+    public func get(_ key: String, range: ClosedRange<Int64>? = nil, to sink: S3Sink) async throws(S3Error) -> S3ObjectInfo {
+        let progress = GetProgress()
+        var etag: String?
+        var attempt = 0
+        while true {
+            attempt += 1
+            var headers: [HTTPHeader] = []
+            let start = (range?.lowerBound ?? 0) + progress.delivered
+            if range != nil || progress.delivered > 0 {
+                headers.append(HTTPHeader("Range", "bytes=\(start)-\(range.map { String($0.upperBound) } ?? "")"))
+            }
+            if let etag { headers.append(HTTPHeader("If-Match", "\"\(etag)\"")) }
+            let httpSink: HTTPResponseSink
+            switch sink {
+            case .file(let path):
+                httpSink = .file(path: path, append: progress.delivered > 0)
+            case .handler(let handler):
+                httpSink = .handler { chunk in
+                    try handler(chunk)
+                    progress.add(chunk.count)
+                }
+            }
+            do {
+                let response = try await sendOnce(method: "GET", key: key, headers: headers, sink: httpSink)
+                if case .file = sink { progress.add(Int(response.bodyBytesDelivered)) }
+                var info = objectInfo(key: key, response: response)
+                if let total = response.header("Content-Range")?.split(separator: "/").last.flatMap({ Int64($0) }) {
+                    info.size = total
+                }
+                return info
+            } catch {
+                var error = error
+                error.attempts = attempt
+                if case .file = sink, case .transport = error.kind {
+                    // The part of the body written before the failure stays; continue after it.
+                    progress.set(fileSize(sink))
+                }
+                guard error.isRetryable, attempt < config.retry.maxAttempts else { throw error }
+                if etag == nil, progress.delivered > 0 {
+                    // Pin the rest of the object to the version whose first bytes we hold.
+                    etag = try? await head(key).etag
+                }
+                try await pause(after: attempt, key: key)
+            }
+        }
+    }
+
+    public func put(_ key: String, bytes: [UInt8], contentType: String = "application/octet-stream") async throws(S3Error) {
+        _ = try await send(method: "PUT", key: key, headers: [HTTPHeader("Content-Type", contentType)],
+                           body: .bytes(bytes))
+    }
+
+    /// Uploads a file, in parts when it is larger than `multipartThreshold`.
+    public func put(_ key: String, file path: String) async throws(S3Error) {
+        let size: Int64
+        do {
+            size = try Int64(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? -1)
+        } catch {
+            throw S3Error(kind: .localFile, code: "LocalFile", message: "cannot read \(path): \(error.localizedDescription)",
+                          bucket: config.bucket, key: key)
+        }
+        if size > config.multipartThreshold {
+            try await putMultipart(key, file: path, size: size)
+        } else {
+            _ = try await send(method: "PUT", key: key, body: .file(path: path, offset: 0, length: size))
+        }
+    }
+
+    public func delete(_ key: String) async throws(S3Error) {
+        _ = try await send(method: "DELETE", key: key)
+    }
+
+    // MARK: Listing
+
+    public struct ListPage: Sendable {
+        public var objects: [S3ObjectInfo]
+        /// With a delimiter: the "folders" directly under the prefix.
+        public var commonPrefixes: [String]
+    }
+
+    /// Lists every key under `prefix` with ListObjectsV2, one page (up to `pageSize` keys) at a
+    /// time, following continuation tokens until the listing is complete.
+    public func list(prefix: String, delimiter: String? = nil, pageSize: Int = 1000,
+                     page: (ListPage) throws -> Void) async throws {
+        var token: String?
+        repeat {
+            var query = [("list-type", "2"), ("max-keys", String(pageSize)), ("prefix", prefix)]
+            if let delimiter { query.append(("delimiter", delimiter)) }
+            if let token { query.append(("continuation-token", token)) }
+            let response = try await send(method: "GET", key: "", query: query)
+            guard let root = S3XMLElement.parse(response.body), root.name == "ListBucketResult" else {
+                throw S3Error(kind: .badResponse, code: "BadResponse", message: "ListObjectsV2 answer is not a ListBucketResult",
+                              bucket: config.bucket, key: prefix)
+            }
+            let objects = root.all("Contents").map { element in
+                S3ObjectInfo(key: element.value("Key") ?? "", size: Int64(element.value("Size") ?? "") ?? 0,
+                             etag: unquote(element.value("ETag") ?? ""),
+                             lastModified: element.value("LastModified").flatMap(parseDate))
+            }
+            let prefixes = root.all("CommonPrefixes").compactMap { $0.value("Prefix") }
+            try page(ListPage(objects: objects, commonPrefixes: prefixes))
+            token = root.value("IsTruncated") == "true" ? root.value("NextContinuationToken") : nil
+        } while token != nil
+    }
+
+    /// All keys under `prefix` (for listings that fit in memory).
+    public func listAll(prefix: String, delimiter: String? = nil) async throws -> ListPage {
+        var all = ListPage(objects: [], commonPrefixes: [])
+        try await list(prefix: prefix, delimiter: delimiter) { page in
+            all.objects += page.objects
+            all.commonPrefixes += page.commonPrefixes
+        }
+        return all
+    }
+
+    // MARK: Requests
+
+    /// One request with retries; a non-2xx answer becomes an `S3Error`.
+    func send(
+        method: String, key: String, query: [(String, String)] = [], headers: [HTTPHeader] = [],
+        body: HTTPRequestBody = .none, sink: HTTPResponseSink = .memory(limit: 64 << 20)
+    ) async throws(S3Error) -> HTTPResponse {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await sendOnce(method: method, key: key, query: query, headers: headers, body: body, sink: sink)
+            } catch {
+                var error = error
+                error.attempts = attempt
+                guard error.isRetryable, attempt < config.retry.maxAttempts else { throw error }
+                try await pause(after: attempt, key: key)
+            }
+        }
+    }
+
+    func sendOnce(
+        method: String, key: String, query: [(String, String)] = [], headers: [HTTPHeader] = [],
+        body: HTTPRequestBody = .none, sink: HTTPResponseSink
+    ) async throws(S3Error) -> HTTPResponse {
+        let request = HTTPRequest(
+            method: method, url: config.url(forKey: key, query: query),
+            headers: headers + [HTTPHeader("x-amz-content-sha256", "UNSIGNED-PAYLOAD")], body: body,
+            credentials: .awsSigV4(region: config.region, service: "s3", accessKey: config.accessKey,
+                                   secretKey: config.secretKey),
+            connectTimeout: config.connectTimeout, idleTimeout: config.idleTimeout)
+        let response: HTTPResponse
+        do {
+            response = try await http.send(request, sink: sink)
+        } catch let error as HTTPError {
+            if case .localFile = error.kind {
+                throw S3Error(kind: .localFile, code: "LocalFile", message: error.message, bucket: config.bucket, key: key)
+            }
+            throw S3Error(kind: .transport(error.kind), code: "Transport", message: error.message, bucket: config.bucket,
+                          key: key)
+        } catch is CancellationError {
+            throw S3Error(kind: .transport(.other), code: "Cancelled", message: "cancelled", bucket: config.bucket, key: key)
+        } catch let error as S3Error {
+            throw error
+        } catch {
+            throw S3Error(kind: .localFile, code: "Sink", message: "\(error)", bucket: config.bucket, key: key)
+        }
+        guard response.isSuccess else { throw responseError(response, key: key) }
+        return response
+    }
+
+    func responseError(_ response: HTTPResponse, key: String) -> S3Error {
+        let xml = S3XMLElement.parse(response.body)
+        let status = response.status
+        let code = xml?.value("Code") ?? (status == 404 ? "NotFound" : status == 403 ? "Forbidden" : "HTTP \(status)")
+        let message = xml?.value("Message") ?? ""
+        let kind: S3Error.Kind
+        switch (status, code) {
+        case (404, _): kind = .notFound
+        case (403, _), (401, _): kind = .accessDenied
+        case (429, _), (_, "SlowDown"), (503, _): kind = .throttled
+        case (500..., _): kind = .serverError
+        default: kind = .clientError
+        }
+        return S3Error(kind: kind, code: code, message: message, bucket: config.bucket, key: key.isEmpty ? nil : key,
+                       httpStatus: status, requestID: xml?.value("RequestId") ?? response.header("x-amz-request-id"))
+    }
+
+    func pause(after attempt: Int, key: String) async throws(S3Error) {
+        do {
+            try await Task.sleep(for: config.retry.delay(afterAttempt: attempt))
+        } catch {
+            throw S3Error(kind: .transport(.other), code: "Cancelled", message: "cancelled", bucket: config.bucket, key: key)
+        }
+    }
+
+    private func objectInfo(key: String, response: HTTPResponse) -> S3ObjectInfo {
+        S3ObjectInfo(key: key, size: Int64(response.header("Content-Length") ?? "") ?? response.bodyBytesDelivered,
+                     etag: unquote(response.header("ETag") ?? ""),
+                     lastModified: response.header("Last-Modified").flatMap(parseHTTPDate))
+    }
+
+    private func fileSize(_ sink: S3Sink) -> Int64 {
+        guard case .file(let path) = sink,
+              let size = try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int
+        else { return 0 }
+        return Int64(size)
+    }
+}
+
+/// Bytes of a GET handed to the sink so far, across attempts.
+private final class GetProgress: @unchecked Sendable {
+    private(set) var delivered: Int64 = 0
+    func add(_ count: Int) { delivered += Int64(count) }
+    func set(_ value: Int64) { delivered = value }
+}
+
+func unquote(_ text: String) -> String {
+    text.count >= 2 && text.hasPrefix("\"") && text.hasSuffix("\"") ? String(text.dropFirst().dropLast()) : text
+}
+
+func parseDate(_ text: String) -> Date? {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    if let date = formatter.date(from: text) { return date }
+    formatter.formatOptions = [.withInternetDateTime]
+    return formatter.date(from: text)
+}
+
+func parseHTTPDate(_ text: String) -> Date? {
+    let formatter = DateFormatter()
+    formatter.locale = Locale(identifier: "en_US_POSIX")
+    formatter.timeZone = TimeZone(identifier: "GMT")
+    formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+    return formatter.date(from: text)
+}
