@@ -36,6 +36,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // Benchmarks that print the numbers the issues ask for; run through tools/bench-*.
+        .executableTarget(
+            name: "inplace-bench",
+            dependencies: ["InplaceCore"],
+            path: "tools/bench"),
         .testTarget(
             name: "InplaceCoreTests",
             dependencies: ["InplaceCore"]),

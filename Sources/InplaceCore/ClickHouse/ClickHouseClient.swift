@@ -223,7 +223,7 @@ public final class ClickHouseClient: Sendable {
             return ClickHouseError(kind: .transport(error.kind), message: error.message, query: query,
                                    server: endpoint.address)
         case is CancellationError:
-            return ClickHouseError(kind: .transport(.other), message: "cancelled", query: query, server: endpoint.address)
+            return ClickHouseError(kind: .cancelled, message: "cancelled", query: query, server: endpoint.address)
         default:
             return ClickHouseError(kind: .badResponse, message: "\(error)", query: query, server: endpoint.address)
         }

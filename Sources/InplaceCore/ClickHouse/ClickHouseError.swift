@@ -14,6 +14,8 @@ public struct ClickHouseError: Error, CustomStringConvertible, Sendable {
         case transport(HTTPError.Kind)
         /// The server's answer could not be understood (not the format asked for).
         case badResponse
+        /// The task was cancelled before the answer came.
+        case cancelled
     }
 
     public let kind: Kind
@@ -49,7 +51,7 @@ public struct ClickHouseError: Error, CustomStringConvertible, Sendable {
             [.couldNotConnect, .timedOut, .connectionLost, .couldNotResolveHost].contains(kind)
         case .server(let code, _):
             Self.retryableCodes.contains(code)
-        case .authentication, .unsupportedVersion, .badResponse:
+        case .authentication, .unsupportedVersion, .badResponse, .cancelled:
             false
         }
     }
@@ -85,6 +87,8 @@ public struct ClickHouseError: Error, CustomStringConvertible, Sendable {
             text = "cannot reach ClickHouse at \(server): \(message)"
         case .badResponse:
             text = "unexpected answer from ClickHouse at \(server): \(message)"
+        case .cancelled:
+            text = "query to ClickHouse at \(server) cancelled"
         }
         if let query { text += "\n  query: \(query)" }
         if isRetryable { text += "\n  (this may be temporary: retrying can help)" }

@@ -67,7 +67,7 @@ extension S3Client {
         } catch let error as S3Error {
             throw error
         } catch {
-            throw S3Error(kind: .transport(.other), code: "Cancelled", message: "\(error)", bucket: config.bucket, key: key)
+            throw S3Error(kind: .cancelled, code: "Cancelled", message: "\(error)", bucket: config.bucket, key: key)
         }
     }
 }

@@ -212,7 +212,7 @@ public final class S3Client: Sendable {
             throw S3Error(kind: .transport(error.kind), code: "Transport", message: error.message, bucket: config.bucket,
                           key: key)
         } catch is CancellationError {
-            throw S3Error(kind: .transport(.other), code: "Cancelled", message: "cancelled", bucket: config.bucket, key: key)
+            throw S3Error(kind: .cancelled, code: "Cancelled", message: "cancelled", bucket: config.bucket, key: key)
         } catch let error as S3Error {
             throw error
         } catch {
@@ -243,7 +243,7 @@ public final class S3Client: Sendable {
         do {
             try await Task.sleep(for: config.retry.delay(afterAttempt: attempt))
         } catch {
-            throw S3Error(kind: .transport(.other), code: "Cancelled", message: "cancelled", bucket: config.bucket, key: key)
+            throw S3Error(kind: .cancelled, code: "Cancelled", message: "cancelled", bucket: config.bucket, key: key)
         }
     }
 

@@ -11,6 +11,8 @@ public struct S3Error: Error, CustomStringConvertible, Sendable {
         case transport(HTTPError.Kind)
         case badResponse
         case localFile
+        /// The task was cancelled (Ctrl-C, or a sibling task failed).
+        case cancelled
     }
 
     public let kind: Kind

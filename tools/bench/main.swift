@@ -1,0 +1,87 @@
+// Benchmark driver: each subcommand measures one thing and prints one JSON line on stdout, so
+// that the scripts in tools/ can alternate it with a baseline and compute ratios.
+//
+//   inplace-bench sqlite-commits COUNT PATH
+//   inplace-bench s3-get KEY OUTPUT          (S3 settings from the environment, as in .testbed/env)
+//   inplace-bench s3-put KEY FILE
+//   inplace-bench s3-delete KEY
+import Foundation
+import InplaceCore
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("inplace-bench: \(message)\n".utf8))
+    exit(2)
+}
+
+func env(_ name: String) -> String {
+    guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { fail("\(name) is not set") }
+    return value
+}
+
+func s3FromEnvironment() -> S3Client {
+    S3Client(config: S3Config(
+        endpoint: env("S3_ENDPOINT"), region: ProcessInfo.processInfo.environment["S3_REGION"] ?? "us-east-1",
+        bucket: env("S3_BUCKET"), accessKey: env("S3_ACCESS_KEY"), secretKey: env("S3_SECRET_KEY"),
+        forcePathStyle: ProcessInfo.processInfo.environment["S3_FORCE_PATH_STYLE"] != "false", disableSSL: true))
+}
+
+func report(_ fields: [String: Any]) {
+    let data = try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+}
+
+/// 100,000 single-row transactions by default: each is BEGIN IMMEDIATE, one INSERT, COMMIT,
+/// in WAL mode with synchronous=NORMAL (the journal's settings).
+func sqliteCommits(count: Int, path: String) throws {
+    for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    let db = try SQLiteConnection(path: path, journalMode: .wal, synchronous: .normal)
+    try db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, state TEXT NOT NULL, at INTEGER NOT NULL)")
+    let clock = ContinuousClock()
+    let started = clock.now
+    for index in 0..<count {
+        try db.transaction { try db.run("INSERT INTO events (state, at) VALUES (?, ?)", "started", index) }
+    }
+    let elapsed = clock.now - started
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    guard try db.queryScalarInt("SELECT count(*) FROM events") == Int64(count) else { fail("rows missing") }
+    report(["benchmark": "sqlite-commits", "commits": count, "seconds": seconds, "commits_per_second": Double(count) / seconds])
+}
+
+func timed(_ body: () async throws -> Void) async rethrows -> Double {
+    let clock = ContinuousClock()
+    let started = clock.now
+    try await body()
+    let elapsed = clock.now - started
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+
+let arguments = CommandLine.arguments.dropFirst()
+do {
+    switch arguments.first {
+    case "sqlite-commits":
+        let rest = Array(arguments.dropFirst())
+        guard rest.count == 2, let count = Int(rest[0]) else { fail("usage: sqlite-commits COUNT PATH") }
+        try sqliteCommits(count: count, path: rest[1])
+    case "s3-get":
+        let rest = Array(arguments.dropFirst())
+        guard rest.count == 2 else { fail("usage: s3-get KEY OUTPUT") }
+        let s3 = s3FromEnvironment()
+        var info: S3ObjectInfo?
+        let seconds = try await timed { info = try await s3.get(rest[0], to: .file(path: rest[1])) }
+        report(["benchmark": "s3-get", "bytes": info?.size ?? 0, "seconds": seconds])
+    case "s3-put":
+        let rest = Array(arguments.dropFirst())
+        guard rest.count == 2 else { fail("usage: s3-put KEY FILE") }
+        let s3 = s3FromEnvironment()
+        let seconds = try await timed { try await s3.put(rest[0], file: rest[1]) }
+        report(["benchmark": "s3-put", "seconds": seconds])
+    case "s3-delete":
+        let rest = Array(arguments.dropFirst())
+        guard rest.count == 1 else { fail("usage: s3-delete KEY") }
+        try await s3FromEnvironment().delete(rest[0])
+    default:
+        fail("usage: inplace-bench sqlite-commits|s3-get|s3-put|s3-delete ...")
+    }
+} catch {
+    fail("\(error)")
+}
