@@ -1,0 +1,105 @@
+import Foundation
+
+/// The settings `inplace` uses, read from a clickhouse-backup config file and environment.
+///
+/// Keys keep clickhouse-backup's names and environment variables (`general.*` as the upper-case
+/// key, `clickhouse.*` as `CLICKHOUSE_<KEY>`, `s3.*` as `S3_<KEY>`); keys `inplace` does not use
+/// are accepted and ignored. One key is `inplace`'s own: `clickhouse.http_port`
+/// (`CLICKHOUSE_HTTP_PORT`, default 8123), because `inplace` speaks ClickHouse's HTTP interface
+/// while clickhouse-backup's `clickhouse.port` is the native protocol's port.
+public struct InplaceConfig: Sendable {
+    public struct General: Sendable {
+        /// `s3` or `none` (`general.remote_storage`).
+        public var remoteStorage = "none"
+        /// Accepted as in clickhouse-backup's `--restore-in-place`; in-place is `inplace`'s default.
+        public var restoreInPlace = true
+        public var downloadConcurrency = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
+        public var uploadConcurrency = max(1, Int((Double(ProcessInfo.processInfo.activeProcessorCount) / 2).squareRoot().rounded()))
+        public var uploadByPart = true
+        public var logLevel = "info"
+        public var retriesOnFailure = 3
+        public var retriesPause: Duration = .seconds(5)
+    }
+
+    public struct ClickHouse: Sendable {
+        public var host = "localhost"
+        /// clickhouse-backup's native-protocol port: read and ignored.
+        public var port = 9000
+        /// The HTTP interface's port `inplace` connects to.
+        public var httpPort = 8123
+        public var username = "default"
+        public var password = ""
+        public var secure = false
+        public var timeout: Duration = .seconds(30 * 60)
+        public var skipTables = ["system.*", "INFORMATION_SCHEMA.*", "information_schema.*", "_temporary_and_external_tables.*"]
+    }
+
+    public struct S3: Sendable {
+        public var endpoint = ""
+        public var region = "us-east-1"
+        public var bucket = ""
+        public var path = ""
+        public var accessKey = ""
+        public var secretKey = ""
+        public var forcePathStyle = false
+        public var disableSSL = false
+        /// tar, gzip, zstd, lz4, bzip2, xz, or none (folders uploaded as they are).
+        public var compressionFormat = "tar"
+        public var compressionLevel = 1
+    }
+
+    public var general = General()
+    public var clickhouse = ClickHouse()
+    public var s3 = S3()
+    /// The file the settings were read from, or nil when none was found.
+    public var sourceFile: String?
+
+    public init() {}
+
+    /// The ClickHouse endpoint these settings describe.
+    public var clickHouseEndpoint: ClickHouseEndpoint {
+        ClickHouseEndpoint(host: clickhouse.host, port: clickhouse.httpPort, secure: clickhouse.secure,
+                           username: clickhouse.username, password: clickhouse.password, timeout: clickhouse.timeout)
+    }
+
+    /// The S3 settings, or an error naming what is missing.
+    public func s3Config() throws(ConfigError) -> S3Config {
+        guard !s3.bucket.isEmpty else {
+            throw ConfigError(key: "s3.bucket", message: "is empty; set the bucket that holds the backups (or S3_BUCKET)",
+                              file: sourceFile)
+        }
+        return S3Config(endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, accessKey: s3.accessKey,
+                        secretKey: s3.secretKey, forcePathStyle: s3.forcePathStyle, disableSSL: s3.disableSSL)
+    }
+
+    /// The archive compression for uploads; nil for `none` (folders uploaded as they are).
+    public func archiveCompression() throws(ConfigError) -> ArchiveCompression? {
+        try Self.compression(named: s3.compressionFormat, file: sourceFile)
+    }
+
+    static func compression(named name: String, file: String?) throws(ConfigError) -> ArchiveCompression? {
+        switch name.lowercased() {
+        case "none", "": return nil
+        case "tar": return .tar
+        case "gzip": return .gzip
+        case "zstd": return .zstd
+        case "lz4": return .lz4
+        case "bzip2": return .bzip2
+        case "xz": return .xz
+        case "br", "brotli", "sz":
+            throw ConfigError(key: "s3.compression_format",
+                              message: "'\(name)' archives can be read but not written by inplace; use tar, gzip, zstd, lz4, bzip2, xz or none",
+                              file: file)
+        default:
+            throw ConfigError(key: "s3.compression_format",
+                              message: "'\(name)' is not a compression format; use tar, gzip, zstd, lz4, bzip2, xz or none",
+                              file: file)
+        }
+    }
+
+    /// Remote backups' key prefix (`s3.path` without leading or trailing `/`), empty or ending in `/`.
+    public var remotePrefix: String {
+        let trimmed = s3.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        return trimmed.isEmpty ? "" : trimmed + "/"
+    }
+}
