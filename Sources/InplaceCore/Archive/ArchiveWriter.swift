@@ -19,12 +19,14 @@ public enum ArchiveCompression: String, CaseIterable, Sendable {
     }
 }
 
-/// Writes part folders into one tar archive, entries named `<part>/<relative file>`.
+/// Writes part folders into one tar archive, entries named `<part>/<relative file>` (with a
+/// leading `/` when asked, as clickhouse-backup writes them). Regular files only, no folders.
 public enum ArchiveWriter {
     /// Writes `parts` (part name -> its folder) to `path`; returns the archive's size in bytes.
     @discardableResult
     public static func write(
-        parts: [(name: String, folder: String)], to path: String, compression: ArchiveCompression
+        parts: [(name: String, folder: String)], to path: String, compression: ArchiveCompression,
+        leadingSlash: Bool = false
     ) throws(ArchiveError) -> Int64 {
         guard let archive = archive_write_new() else {
             throw ArchiveError(kind: .write, archive: path, message: "libarchive: out of memory")
@@ -50,7 +52,8 @@ public enum ArchiveWriter {
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         for part in parts {
             for relative in try filesUnder(part.folder, archive: path) {
-                let entryName = part.name + "/" + relative
+                // clickhouse-backup's entries read `/<part>/<file>`.
+                let entryName = (leadingSlash ? "/" : "") + part.name + "/" + relative
                 try addFile(archive, source: part.folder + "/" + relative, entryName: entryName, buffer: &buffer,
                             archivePath: path, check: check)
             }

@@ -31,7 +31,10 @@ public struct InplaceConfig: Sendable {
         public var password = ""
         public var secure = false
         public var timeout: Duration = .seconds(30 * 60)
-        public var skipTables = ["system.*", "INFORMATION_SCHEMA.*", "information_schema.*", "_temporary_and_external_tables.*"]
+        public var skipTables = ClickHouse.defaultSkipTables
+        public static let defaultSkipTables = [
+            "system.*", "INFORMATION_SCHEMA.*", "information_schema.*", "_temporary_and_external_tables.*",
+        ]
     }
 
     public struct S3: Sendable {

@@ -1,0 +1,75 @@
+import Foundation
+
+/// A backup in `<disk>/backup/NAME/` on this host. Parts are hard-linked into the target when
+/// the target is on the same file system (no bytes copied), copied otherwise.
+public struct LocalBackupSource: BackupSource {
+    public let name: String
+    public let layout: LocalBackupLayout
+    /// Where `required` parts may live when the base backup is not local.
+    let remote: RemoteBackupStore?
+    public var location: BackupLocation { .local }
+
+    public init(name: String, layout: LocalBackupLayout, remote: RemoteBackupStore? = nil) {
+        self.name = name
+        self.layout = layout
+        self.remote = remote
+    }
+
+    public func metadata() async throws -> BackupMetadata {
+        let path = layout.metadataFile(name)
+        guard FileSystem.exists(layout.folder(name)) else {
+            throw BackupError(.notFound, "no local backup named '\(name)' in \(layout.root)")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw BackupError(.incomplete,
+                              "local backup '\(name)' has no metadata.json: it is incomplete (its creation did not finish); make a new backup")
+        }
+        return try Self.decodeMetadata([UInt8](data), what: path)
+    }
+
+    public func tableMetadata(database: String, table: String) async throws -> TableMetadata {
+        let path = layout.tableMetadataFile(name, database: database, table: table)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw BackupError(.missingData, "backup \(name) has no metadata for \(database).\(table) (\(path) is missing)")
+        }
+        return try Self.decodeTable([UInt8](data), what: path)
+    }
+
+    public func fetchPart(database: String, table: String, disk: String, part: String, into target: String)
+        async throws -> FetchedPart
+    {
+        let tableMetadata = try await tableMetadata(database: database, table: table)
+        let entry = try Self.partEntry(tableMetadata, disk: disk, part: part, backup: name)
+        if entry.isRequired {
+            let base = try await requiredSource()
+            var fetched = try await base.fetchPart(database: database, table: table, disk: disk, part: part, into: target)
+            fetched.fromBackup = fetched.fromBackup.isEmpty ? base.name : fetched.fromBackup
+            return fetched
+        }
+        guard let shadow = layout.shadowFolder(name, disk: disk, database: database, table: table) else {
+            throw BackupError(.unsupportedDisk, "backup \(name) has parts of \(database).\(table) on disk '\(disk)', which this server does not have")
+        }
+        let source = shadow + "/" + part
+        guard FileSystem.isFolder(source) else {
+            throw BackupError(.missingData, "backup \(name) lists part \(part) of \(database).\(table) but \(source) is missing")
+        }
+        let destination = target + "/" + part
+        let linked = try await BlockingThreadPool.shared.run { () throws -> Bool in
+            try FileSystem.linkOrCopyFolder(source, to: destination)
+        }
+        return FetchedPart(folder: destination, bytes: FileSystem.size(of: destination), fromBackup: name, linked: linked)
+    }
+
+    private func requiredSource() async throws -> any BackupSource {
+        guard let base = try await metadata().required_backup, !base.isEmpty else {
+            throw BackupError(.missingData, "backup \(name) marks parts as required but names no required_backup")
+        }
+        let source = try await openBackup(base, from: nil, layout: layout, remote: remote)
+        do {
+            _ = try await source.metadata()
+        } catch let error as BackupError where error.kind == .notFound {
+            throw BackupError(.missingData, "backup \(name) needs its base backup '\(base)' (required_backup), which does not exist")
+        }
+        return source
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+import Synchronization
+
+/// Backups under a prefix of an S3 bucket (`s3.path`), in clickhouse-backup's remote layout:
+///
+///     NAME/metadata.json                                      written last: its absence means incomplete
+///     NAME/metadata/<enc db>/<enc table>.json
+///     NAME/shadow/<enc db>/<enc table>/<disk>_<enc part>.<ext>   one archive per part
+///     NAME/shadow/<enc db>/<enc table>/<disk>_<N>.<ext>          several parts per archive
+///     NAME/shadow/<enc db>/<enc table>/<disk>/<part>/<file>      data_format "directory"
+public struct RemoteBackupStore: Sendable {
+    public let s3: S3Client
+    /// `s3.path` without slashes around it, plus `/` (or empty).
+    public let prefix: String
+
+    public init(s3: S3Client, path: String) {
+        self.s3 = s3
+        let trimmed = path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        prefix = trimmed.isEmpty ? "" : trimmed + "/"
+    }
+
+    public func key(_ backup: String, _ rest: String) -> String { prefix + backup + "/" + rest }
+    public func metadataKey(_ backup: String) -> String { key(backup, "metadata.json") }
+
+    public func tableMetadataKey(_ backup: String, database: String, table: String) -> String {
+        key(backup, "metadata/" + BackupNames.encode(database) + "/" + BackupNames.encode(table) + ".json")
+    }
+
+    /// `NAME/shadow/<enc db>/<enc table>/`.
+    public func shadowPrefix(_ backup: String, database: String, table: String) -> String {
+        key(backup, "shadow/" + BackupNames.encode(database) + "/" + BackupNames.encode(table) + "/")
+    }
+}
+
+/// A backup read from S3: metadata fetched once and kept, archives streamed and extracted as
+/// they download (see `S3Client.extractArchive`).
+public struct RemoteBackupSource: BackupSource {
+    public let name: String
+    public let store: RemoteBackupStore
+    public var location: BackupLocation { .remote }
+    private let cache = MetadataCache()
+
+    public init(name: String, store: RemoteBackupStore) {
+        self.name = name
+        self.store = store
+    }
+
+    public func metadata() async throws -> BackupMetadata {
+        if let cached = cache.backup.withLock({ $0 }) { return cached }
+        let key = store.metadataKey(name)
+        let bytes: [UInt8]
+        do {
+            bytes = try await store.s3.getBytes(key)
+        } catch {
+            guard error.kind == .notFound else { throw error }
+            let started = try await store.s3.listAll(prefix: store.key(name, "")).objects.isEmpty == false
+            throw started
+                ? BackupError(.incomplete, "remote backup '\(name)' has no metadata.json: its upload did not finish; run `inplace upload \(name)` again from the host that has it")
+                : BackupError(.notFound, "no remote backup named '\(name)' in s3://\(store.s3.config.bucket)/\(store.prefix)")
+        }
+        let metadata = try Self.decodeMetadata(bytes, what: "s3://\(store.s3.config.bucket)/\(key)")
+        cache.backup.withLock { $0 = metadata }
+        return metadata
+    }
+
+    public func tableMetadata(database: String, table: String) async throws -> TableMetadata {
+        let key = store.tableMetadataKey(name, database: database, table: table)
+        if let cached = cache.tables.withLock({ $0[key] }) { return cached }
+        let bytes: [UInt8]
+        do {
+            bytes = try await store.s3.getBytes(key)
+        } catch {
+            guard error.kind == .notFound else { throw error }
+            throw BackupError(.missingData, "backup \(name) has no metadata for \(database).\(table) (s3://\(store.s3.config.bucket)/\(key) is missing)")
+        }
+        let metadata = try Self.decodeTable(bytes, what: "s3://\(store.s3.config.bucket)/\(key)")
+        cache.tables.withLock { $0[key] = metadata }
+        return metadata
+    }
+
+    public func fetchPart(database: String, table: String, disk: String, part: String, into target: String)
+        async throws -> FetchedPart
+    {
+        let backup = try await metadata()
+        let tableMetadata = try await tableMetadata(database: database, table: table)
+        let entry = try Self.partEntry(tableMetadata, disk: disk, part: part, backup: name)
+        if entry.isRequired {
+            guard let base = backup.required_backup, !base.isEmpty else {
+                throw BackupError(.missingData, "backup \(name) marks part \(part) as required but names no required_backup")
+            }
+            let baseSource = RemoteBackupSource(name: base, store: store)
+            do {
+                _ = try await baseSource.metadata()
+            } catch let error as BackupError where error.kind == .notFound {
+                throw BackupError(.missingData, "backup \(name) needs its base backup '\(base)' (required_backup), which does not exist")
+            }
+            return try await baseSource.fetchPart(database: database, table: table, disk: disk, part: part, into: target)
+        }
+        if let diskType = backup.disk_types?[disk], diskType != "local" {
+            throw BackupError(.unsupportedDisk, "part \(part) of \(database).\(table) is on disk '\(disk)' of type \(diskType): parts on object-storage disks are not supported yet")
+        }
+        let shadow = store.shadowPrefix(name, database: database, table: table)
+        let bytes: Int64
+        if backup.data_format == "directory" {
+            bytes = try await fetchFolder(shadow + disk + "/" + part + "/", part: part, into: target)
+        } else {
+            bytes = try await fetchFromArchives(tableMetadata, shadow: shadow, disk: disk, part: part, into: target)
+        }
+        return FetchedPart(folder: target + "/" + part, bytes: bytes, fromBackup: name, linked: false)
+    }
+
+    private func fetchFromArchives(_ table: TableMetadata, shadow: String, disk: String, part: String,
+                                   into target: String) async throws -> Int64 {
+        let archives = table.files?[disk] ?? []
+        let perPart = disk + "_" + BackupNames.encode(part) + "."
+        let allParts = Set((table.parts?[disk] ?? []).map(\.name))
+        if let archive = archives.first(where: { $0.hasPrefix(perPart) }) {
+            return try await extract(shadow + archive, wanted: part, expected: [part], into: target)
+        }
+        // Several parts per archive: the metadata does not say which holds which; try each.
+        for archive in archives where !archive.hasPrefix(perPart) {
+            do {
+                return try await extract(shadow + archive, wanted: part, expected: allParts, into: target)
+            } catch let error as ArchiveError where error.kind == .missingPart {
+                continue
+            }
+        }
+        throw BackupError(.missingData, "backup \(name) has no archive holding part \(part) of \(table.database).\(table.table) on disk \(disk) (files: \(archives.joined(separator: ", ")))")
+    }
+
+    private func extract(_ key: String, wanted: String, expected: Set<String>, into target: String) async throws -> Int64 {
+        let extractor = ArchiveExtractor(wanted: [wanted], expected: expected, archiveName: "s3://\(store.s3.config.bucket)/\(key)")
+        do {
+            return try await store.s3.extractArchive(key, with: extractor, into: target).bytesWritten
+        } catch let error as ArchiveError {
+            // A download that failed for lack of the object says so plainly.
+            if error.kind == .corrupt, error.message.contains("NoSuchKey") || error.message.contains("NotFound") {
+                throw BackupError(.missingData, "archive s3://\(store.s3.config.bucket)/\(key) is missing from the backup")
+            }
+            throw error
+        }
+    }
+
+    private func fetchFolder(_ folderPrefix: String, part: String, into target: String) async throws -> Int64 {
+        let objects = try await store.s3.listAll(prefix: folderPrefix).objects
+        guard !objects.isEmpty else {
+            throw BackupError(.missingData, "backup \(name) has no files under s3://\(store.s3.config.bucket)/\(folderPrefix)")
+        }
+        var total: Int64 = 0
+        try FileSystem.makeFolders(target + "/" + part)
+        for object in objects {
+            let relative = String(object.key.dropFirst(folderPrefix.count))
+            let components = try ArchiveExtractor.safeComponents(relative, archive: folderPrefix)
+            guard !components.isEmpty else { continue }
+            let path = target + "/" + part + "/" + components.joined(separator: "/")
+            try FileSystem.makeFolders((path as NSString).deletingLastPathComponent)
+            guard !FileSystem.exists(path) else {
+                throw BackupError(.io, "\(path) already exists; refusing to overwrite it")
+            }
+            total += try await store.s3.get(object.key, to: .file(path: path)).size
+        }
+        return total
+    }
+}
+
+private final class MetadataCache: Sendable {
+    let backup = Mutex<BackupMetadata?>(nil)
+    let tables = Mutex<[String: TableMetadata]>([:])
+}

@@ -1,0 +1,141 @@
+import Foundation
+
+/// File-system helpers with the guarantees restores need: durable writes, folder creation with
+/// owner-only permissions, sizes, hard links with a copy fallback.
+public enum FileSystem {
+    /// Writes `data` durably: a temporary file beside `path`, fsync, rename over `path`, fsync
+    /// the folder. A crash leaves either the old file or the new one, never half of one.
+    public static func writeDurably(_ data: [UInt8], to path: String, mode: mode_t = 0o640) throws(BackupError) {
+        let folder = (path as NSString).deletingLastPathComponent
+        let temporary = folder + "/." + (path as NSString).lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw ioError("cannot create \(temporary)") }
+        var ok = data.withUnsafeBytes { writeAll(fd, $0) }
+        ok = ok && fsync(fd) == 0
+        close(fd)
+        guard ok, rename(temporary, path) == 0 else {
+            let error = ioError("cannot write \(path)")
+            unlink(temporary)
+            throw error
+        }
+        syncFolder(folder)
+    }
+
+    public static func syncFolder(_ folder: String) {
+        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += written
+        }
+        return true
+    }
+
+    /// Creates `path` and missing parents with `mode` (0750 by default).
+    public static func makeFolders(_ path: String, mode: mode_t = 0o750) throws(BackupError) {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: Int(mode)])
+        } catch {
+            throw BackupError(.io, "cannot create folder \(path): \(error.localizedDescription)")
+        }
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+
+    public static func isFolder(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+    }
+
+    public static func readFile(_ path: String) throws(BackupError) -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw BackupError(.notFound, "cannot read \(path)")
+        }
+        return [UInt8](data)
+    }
+
+    /// Regular files under `folder`, relative, sorted.
+    public static func files(under folder: String) -> [String] {
+        guard let enumerator = FileManager.default.enumerator(atPath: folder) else { return [] }
+        var files: [String] = []
+        while let relative = enumerator.nextObject() as? String {
+            var info = stat()
+            if lstat(folder + "/" + relative, &info) == 0, info.st_mode & S_IFMT == S_IFREG { files.append(relative) }
+        }
+        return files.sorted()
+    }
+
+    public static func size(ofFile path: String) -> Int64 {
+        var info = stat()
+        return lstat(path, &info) == 0 ? Int64(info.st_size) : 0
+    }
+
+    /// Total bytes of the regular files under `folder`.
+    public static func size(of folder: String) -> Int64 {
+        var total: Int64 = 0
+        for relative in files(under: folder) {
+            var info = stat()
+            if lstat(folder + "/" + relative, &info) == 0 { total += Int64(info.st_size) }
+        }
+        return total
+    }
+
+    /// Puts a copy of `source` (a part folder) at `target` (which must not exist): hard links
+    /// when both are on one file system, byte copies otherwise. Returns whether it linked.
+    @discardableResult
+    public static func linkOrCopyFolder(_ source: String, to target: String) throws(BackupError) -> Bool {
+        try makeFolders(target)
+        var linked = true
+        for relative in files(under: source) {
+            let from = source + "/" + relative
+            let to = target + "/" + relative
+            let parent = (to as NSString).deletingLastPathComponent
+            if parent != target { try makeFolders(parent) }
+            if linked && link(from, to) == 0 { continue }
+            if errno != EXDEV && errno != EPERM && linked {
+                throw ioError("cannot link \(from) to \(to)")
+            }
+            linked = false
+            try copyFile(from, to)
+        }
+        return linked
+    }
+
+    static func copyFile(_ from: String, _ to: String) throws(BackupError) {
+        let input = open(from, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw ioError("cannot read \(from)") }
+        defer { close(input) }
+        let output = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o640)
+        guard output >= 0 else { throw ioError("cannot create \(to)") }
+        defer { close(output) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw ioError("cannot read \(from)") }
+            if count == 0 { break }
+            guard buffer.withUnsafeBytes({ writeAll(output, UnsafeRawBufferPointer(rebasing: $0[0..<count])) }) else {
+                throw ioError("cannot write \(to)")
+            }
+        }
+    }
+
+    static func ioError(_ what: String) -> BackupError {
+        BackupError(.io, "\(what): \(String(cString: strerror(errno)))")
+    }
+}

@@ -1,0 +1,128 @@
+import ArgumentParser
+import Foundation
+import InplaceCore
+import Logging
+
+struct ConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Inspect the configuration.", subcommands: [Show.self])
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the effective configuration (file, then environment), secrets masked.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await runMapped {
+                print(try global.load().renderYAML(), terminator: "")
+            }
+        }
+    }
+}
+
+struct Create: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a local backup in clickhouse-backup's format, recording the live parts (current_parts).")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: [.short, .long], help: "Comma-separated globs on db.table (default: every table).")
+    var tables: String?
+    @Flag(help: "Back up table definitions only, no data.")
+    var schema = false
+    @Flag(help: "Print the result as JSON on standard output.")
+    var json = false
+    @Argument(help: "The backup's name.")
+    var name: String
+
+    func run() async throws {
+        try await runMapped {
+            let config = try global.load()
+            let creator = BackupCreator(client: ClickHouseClient(endpoint: config.clickHouseEndpoint))
+            let summary = try await creator.create(.init(
+                name: name, tables: TablePattern(tables), schemaOnly: schema, skipTables: config.clickhouse.skipTables,
+                concurrency: config.general.uploadConcurrency))
+            if json {
+                try printJSON(["name": summary.name, "folder": summary.folder, "tables": String(summary.tables),
+                               "parts": String(summary.parts), "bytes": String(summary.bytes)])
+            } else {
+                print("created \(summary.name) in \(summary.folder): \(summary.tables) table(s), \(summary.parts) part(s), \(summary.bytes) bytes")
+            }
+        }
+    }
+}
+
+struct Upload: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Upload a local backup to S3 (s3.path), resuming where an interrupted upload stopped.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The local backup's name.")
+    var name: String
+
+    func run() async throws {
+        try await runMapped {
+            let config = try global.load()
+            guard let store = try remoteStore(config, required: true) else { return }
+            let layout = try await localLayout(ClickHouseClient(endpoint: config.clickHouseEndpoint))
+            let uploader = BackupUploader(store: store, layout: layout)
+            let summary = try await uploader.upload(.init(
+                name: name, compression: try config.archiveCompression(), concurrency: config.general.uploadConcurrency))
+            if summary.alreadyComplete {
+                print("\(name) is already on s3://\(config.s3.bucket)/\(store.prefix)\(name)/; nothing to do")
+            } else {
+                print("uploaded \(name): \(summary.objectsUploaded) object(s), \(summary.bytesUploaded) bytes (\(summary.objectsAlreadyThere) already there)")
+            }
+        }
+    }
+}
+
+struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List backups: local (on the ClickHouse host), remote (S3), or both.")
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Print the list as JSON on standard output.")
+    var json = false
+    @Argument(help: "local, remote, or nothing for both.")
+    var location: BackupLocation?
+
+    func run() async throws {
+        try await runMapped {
+            let config = try global.load()
+            var listings: [BackupListing] = []
+            if location != .remote {
+                let layout = try await localLayout(ClickHouseClient(endpoint: config.clickHouseEndpoint))
+                listings += await BackupLister.local(layout)
+            }
+            if location != .local, let store = try remoteStore(config, required: location == .remote) {
+                listings += try await BackupLister.remote(store)
+            }
+            if json {
+                try printJSON(listings)
+                return
+            }
+            for item in listings {
+                let size = item.size.map { Format.bytes($0) } ?? "???"
+                print([item.name, item.creationDate.map(Format.date) ?? "-", item.location.rawValue, size, item.state]
+                    .joined(separator: "\t"))
+            }
+        }
+    }
+}
+
+extension BackupLocation: ExpressibleByArgument {}
+
+enum Format {
+    static func bytes(_ count: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(count)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(count)B" : String(format: "%.2f%@", value, units[unit])
+    }
+
+    static func date(_ rfc3339: String) -> String {
+        // 2026-11-26T19:30:11.123456789Z -> 2026-11-26 19:30:11
+        String(rfc3339.prefix(19)).replacingOccurrences(of: "T", with: " ")
+    }
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import InplaceCore
+import Logging
+
+enum Logs {
+    /// Logs and progress go to standard error; standard output is for results (`--json`).
+    static func bootstrap(level: String) {
+        let parsed = Logger.Level(rawValue: level.lowercased()) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = parsed
+            return handler
+        }
+    }
+}
+
+/// Exit codes (documented in README.md): one per kind of failure, so scripts can tell them apart.
+enum Exit {
+    static let failure: Int32 = 1
+    static let config: Int32 = 3
+    static let clickHouse: Int32 = 4
+    static let unsupportedServer: Int32 = 5
+    static let storage: Int32 = 6
+    static let backupInvalid: Int32 = 7
+    static let archiveRefused: Int32 = 8
+    static let nothingMatched: Int32 = 9
+    static let alreadyExists: Int32 = 10
+
+    /// Prints `error` for an operator and returns the exit code for it.
+    static func report(_ error: any Error) -> ExitCode {
+        let code: Int32
+        switch error {
+        case let error as ConfigError: code = config; _ = error
+        case let error as ClickHouseError:
+            if case .unsupportedVersion = error.kind { code = unsupportedServer } else { code = clickHouse }
+        case is S3Error: code = storage
+        case let error as BackupError:
+            switch error.kind {
+            case .noTablesMatched: code = nothingMatched
+            case .alreadyExists: code = alreadyExists
+            default: code = backupInvalid
+            }
+        case is ArchiveError: code = archiveRefused
+        default: code = failure
+        }
+        FileHandle.standardError.write(Data("inplace: error: \(error)\n".utf8))
+        return ExitCode(code)
+    }
+}
+
+/// Runs a command body, mapping every error to a message and an exit code in one place.
+func runMapped(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        throw Exit.report(error)
+    }
+}
+
+/// Writes a JSON document to standard output alone.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+    FileHandle.standardOutput.write(try encoder.encode(value))
+    FileHandle.standardOutput.write(Data("\n".utf8))
+}
+
+/// The server's disks, giving where local backups live.
+func localLayout(_ client: ClickHouseClient) async throws -> LocalBackupLayout {
+    try await client.requireSupportedVersion()
+    return LocalBackupLayout(disks: try await ClickHouseCatalog(client: client).disks())
+}
+
+func remoteStore(_ config: InplaceConfig, required: Bool) throws -> RemoteBackupStore? {
+    guard config.general.remoteStorage.lowercased() == "s3" else {
+        if required {
+            throw ConfigError(key: "general.remote_storage",
+                              message: "is '\(config.general.remoteStorage)'; set it to s3 (and the s3 section) to use remote backups",
+                              file: config.sourceFile)
+        }
+        return nil
+    }
+    return RemoteBackupStore(s3: S3Client(config: try config.s3Config()), path: config.s3.path)
+}
