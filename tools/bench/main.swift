@@ -5,6 +5,8 @@
 //   inplace-bench s3-get KEY OUTPUT          (S3 settings from the environment, as in .testbed/env)
 //   inplace-bench s3-put KEY FILE
 //   inplace-bench s3-delete KEY
+//   inplace-bench s3-extract KEY PART TARGET
+//   inplace-bench archive PART FOLDER OUTPUT COMPRESSION
 import Foundation
 import InplaceCore
 
@@ -47,6 +49,13 @@ func sqliteCommits(count: Int, path: String) throws {
     report(["benchmark": "sqlite-commits", "commits": count, "seconds": seconds, "commits_per_second": Double(count) / seconds])
 }
 
+/// Peak resident memory of this process, in bytes.
+func maxRSS() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss * 1024
+}
+
 func timed(_ body: () async throws -> Void) async rethrows -> Double {
     let clock = ContinuousClock()
     let started = clock.now
@@ -68,13 +77,32 @@ do {
         let s3 = s3FromEnvironment()
         var info: S3ObjectInfo?
         let seconds = try await timed { info = try await s3.get(rest[0], to: .file(path: rest[1])) }
-        report(["benchmark": "s3-get", "bytes": info?.size ?? 0, "seconds": seconds])
+        report(["benchmark": "s3-get", "bytes": info?.size ?? 0, "seconds": seconds, "max_rss_bytes": maxRSS()])
     case "s3-put":
         let rest = Array(arguments.dropFirst())
         guard rest.count == 2 else { fail("usage: s3-put KEY FILE") }
         let s3 = s3FromEnvironment()
         let seconds = try await timed { try await s3.put(rest[0], file: rest[1]) }
         report(["benchmark": "s3-put", "seconds": seconds])
+    case "s3-extract":
+        // Streams the archive at KEY and extracts part PART into TARGET while it downloads.
+        let rest = Array(arguments.dropFirst())
+        guard rest.count == 3 else { fail("usage: s3-extract KEY PART TARGET") }
+        let s3 = s3FromEnvironment()
+        var result: ArchiveExtractor.Result?
+        let extractor = ArchiveExtractor(wanted: [rest[1]], archiveName: rest[0])
+        let seconds = try await timed { result = try await s3.extractArchive(rest[0], with: extractor, into: rest[2]) }
+        report(["benchmark": "s3-extract", "bytes_written": result?.bytesWritten ?? 0, "seconds": seconds,
+                "max_rss_bytes": maxRSS()])
+    case "archive":
+        // Writes part folder FOLDER (named PART) into an archive at OUTPUT with COMPRESSION.
+        let rest = Array(arguments.dropFirst())
+        guard rest.count == 4, let compression = ArchiveCompression(rawValue: rest[3]) else {
+            fail("usage: archive PART FOLDER OUTPUT tar|gzip|zstd|lz4|bzip2|xz")
+        }
+        let size = try ArchiveWriter.write(parts: [(rest[0], rest[1])], to: rest[2], compression: compression,
+                                           leadingSlash: true)
+        report(["benchmark": "archive", "bytes": size])
     case "s3-delete":
         let rest = Array(arguments.dropFirst())
         guard rest.count == 1 else { fail("usage: s3-delete KEY") }
