@@ -194,7 +194,9 @@ struct BackupIntegrationTests {
         #expect(try await remote.tables() == [.init(database: database, table: table)])
         let target = try TemporaryFolder()
         defer { target.remove() }
-        for part in try await sample.parts(table) {
+        let liveParts = try await sample.parts(table)
+        #expect(liveParts.count == 3)
+        for part in liveParts {
             let fetched = try await remote.fetchPart(database: database, table: table, disk: "default", part: part.name,
                                                      into: target.url.path)
             #expect(folderContents(fetched.folder) == folderContents(part.path))

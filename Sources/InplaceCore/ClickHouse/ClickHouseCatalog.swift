@@ -85,15 +85,16 @@ public struct ClickHouseCatalog: Sendable {
         async throws(ClickHouseError) -> [Part]
     {
         guard !tables.isEmpty else { return [] }
-        let keys = tables.map { "\($0.database)\u{0}\($0.table)" }
+        let keys = "[" + tables.map { "(\(ClickHouseSQL.string($0.database)),\(ClickHouseSQL.string($0.table)))" }
+            .joined(separator: ",") + "]"
         return try await client.tsvRows(
             """
-            SELECT database, table, name, partition_id, disk_name, path, lower(hex(hash_of_all_files)),
+            SELECT database, table, name, partition_id, disk_name, path, lower(hash_of_all_files),
                    rows, bytes_on_disk, active, min_block_number, max_block_number, level
             FROM system.parts
-            WHERE concat(database, char(0), table) IN ({keys:Array(String)})\(activeOnly ? " AND active" : "")
+            WHERE (database, table) IN {keys:Array(Tuple(String, String))}\(activeOnly ? " AND active" : "")
             ORDER BY database, table, partition_id, min_block_number, name
-            """, as: PartRow.self, parameters: ["keys": Self.arrayLiteral(keys)]
+            """, as: PartRow.self, parameters: ["keys": keys]
         ).map(\.part)
     }
 

@@ -194,7 +194,9 @@ public final class ClickHouseClient: Sendable {
         var query: [(String, String)] = [("default_format", format)]
         if let database { query.append(("database", database)) }
         for (name, value) in settings.sorted(by: { $0.key < $1.key }) { query.append((name, value)) }
-        for (name, value) in parameters.sorted(by: { $0.key < $1.key }) { query.append(("param_" + name, value)) }
+        for (name, value) in parameters.sorted(by: { $0.key < $1.key }) {
+            query.append(("param_" + name, Self.escapeParameter(value)))
+        }
         let url = endpoint.address + "/?" + query.map { "\(URLEncoding.component($0.0))=\(URLEncoding.component($0.1))" }
             .joined(separator: "&")
         let request = HTTPRequest(
@@ -213,6 +215,24 @@ public final class ClickHouseClient: Sendable {
         }
         guard response.isSuccess else { throw serverError(response, query: sql) }
         return response
+    }
+
+    /// ClickHouse reads query parameter values in its escaped (TabSeparated) text format: a
+    /// backslash, tab or newline in a value must be escaped or the value is refused (Code 457).
+    static func escapeParameter(_ value: String) -> String {
+        var out = ""
+        out.reserveCapacity(value.utf8.count)
+        for character in value.unicodeScalars {
+            switch character {
+            case "\\": out += "\\\\"
+            case "\t": out += "\\t"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\0": out += "\\0"
+            default: out.unicodeScalars.append(character)
+            }
+        }
+        return out
     }
 
     private func mapTransport(_ error: any Error, query: String?) -> ClickHouseError {
