@@ -265,6 +265,7 @@ class Engine:
         with self.lock:
             used_database = False
             set_names = []
+            full_restore = keyword == "SET"
             try:
                 if database:
                     used_database = True
@@ -272,17 +273,21 @@ class Engine:
                 if settings:
                     merged = {}
                     for name, value in settings:
-                        merged[name] = value
+                        merged[name] = value  # the last value of a repeated parameter wins
+                    try:
+                        self.session.query(
+                            "SET " + ", ".join(f"{n} = {quote_string(v)}" for n, v in merged.items()),
+                            "TabSeparated")
+                    except Exception:
+                        full_restore = True  # whatever part of it took effect is undone below
+                        raise
                     set_names = list(merged)
-                    self.session.query(
-                        "SET " + ", ".join(f"{n} = {quote_string(v)}" for n, v in merged.items()),
-                        "TabSeparated")
                 return self.session.query(query, fmt, params=params)
             finally:
                 try:
                     if used_database or keyword == "USE":
                         self.session.query(f"USE {quote_identifier(self.default_database)}", "TabSeparated")
-                    if keyword == "SET":
+                    if full_restore:
                         self._restore_settings()
                     elif set_names:
                         self._restore_settings(set_names)
@@ -411,7 +416,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not is_query_url:
             self._send(404, NO_HANDLE_TEXT.format(path=path), [("X-ClickHouse-Server-Display-Name", self.display_name)])
             return
-        status, code, user, query, query_id, rows = 200, 0, "", "", "", 0
+        status, code, user, rows = 200, 0, "", 0
+        self.log_query, self.log_query_id = "", ""
         try:
             if body is None:
                 self.close_connection = True
@@ -419,7 +425,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                   "The Transfer-Encoding is not chunked and there is no Content-Length header for POST request")
             params = parse_qsl(url.query, keep_blank_values=True)
             user = self._authenticate(params)
-            status, rows, query, query_id = self._query(params, body, user, started)
+            status, rows = self._query(params, body, user, started)
         except QueryError as e:
             code = e.code
             status = self._send_error(e.code, e.message, e.www_authenticate)
@@ -430,11 +436,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             code = KNOWN_CODES["STD_EXCEPTION"]
             status = self._send_error(code, exception_text(code, "STD_EXCEPTION", f"{type(e).__name__}: {e}"))
         elapsed = (time.monotonic() - started) * 1000
-        short = " ".join(query.split())
+        short = " ".join(self.log_query.split())
         if len(short) > 300:
             short = short[:300] + "..."
-        log(f"{self.client_address[0]} {self.command} user={user or '-'} query_id={query_id or '-'} "
-            f"status={status} code={code} rows={rows} {elapsed:.1f}ms {short!r}")
+        log(f"{self.client_address[0]} {self.command} user={user or '-'} query_id={self.log_query_id or '-'} "
+            f"status={status} code={code} read_rows={rows} {elapsed:.1f}ms {short!r}")
 
     def _authenticate(self, params):
         """The user name, checked as authenticateUserByHTTP does; raises QueryError."""
@@ -497,6 +503,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             else:
                 settings.append((name, value))
         query_id = values.get("query_id") or self.headers.get("X-ClickHouse-Query-Id") or str(uuid.uuid4())
+        self.log_query_id = query_id
         for unsupported in ("session_id", "compress", "decompress"):
             if values.get(unsupported) not in (None, "", "0", "false"):
                 raise self._error("NOT_IMPLEMENTED", f"The test bed's ClickHouse server does not support the '{unsupported}' parameter")
@@ -513,6 +520,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
         url_query = values.get("query", "")
         query = (url_query + "\n" if url_query else "") + body.decode("utf-8", errors="replace")
+        self.log_query = query
 
         readonly_level = 0
         kept_settings = []
@@ -532,7 +540,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
         if not query.strip():
             raise self._error("SYNTAX_ERROR", "Empty query")
-        query_class, statements = engine.classify_query(query)
+        with engine.lock:
+            query_class, statements = engine.classify_query(query)
         if statements > 1:
             raise self._error("SYNTAX_ERROR", f"Syntax error (Multi-statements are not allowed): the query holds {statements} statements")
         keyword = first_keyword(query)
@@ -550,7 +559,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if query_class == "CONTROL" and keyword == "SET" and re.search(r"\breadonly\b", query, re.I):
             # A SET lasts for its own request only: answering without running it is the same.
             self._send(200, b"", self._success_headers(query_id, None, engine.timezone, None))
-            return 200, 0, query, query_id
+            return 200, 0
 
         database = self.headers.get("X-ClickHouse-Database") or values.get("database", "")
         default_format = self.headers.get("X-ClickHouse-Format") or values.get("default_format", "") or "TabSeparated"
@@ -589,7 +598,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             payload = compressor.compress(view) + compressor.flush()
         content_type = content_type_for(output_format) if produces_rows else "text/plain; charset=UTF-8"
         self._send(200, payload, headers, content_type)
-        return 200, result.rows_read(), query, query_id
+        return 200, result.rows_read()
 
     def _success_headers(self, query_id, output_format, timezone, summary):
         headers = [("X-ClickHouse-Server-Display-Name", self.display_name), ("X-ClickHouse-Query-Id", query_id)]
