@@ -116,16 +116,14 @@ struct S3IntegrationTests {
     @Test("a missing key is a 404 NoSuchKey, not retried")
     func missingKey() async throws {
         let s3 = try TestBed.load().s3()
-        let started = ContinuousClock.now
         do {
             _ = try await s3.getBytes("it/\(TestBed.uniqueName("missing"))")
             Issue.record("a missing key was found")
         } catch {
             #expect(error.kind == .notFound)
             #expect(error.code == "NoSuchKey")
-            #expect(error.attempts == 1)
+            #expect(error.attempts == 1, "a 404 is not retried")
         }
-        #expect(ContinuousClock.now - started < .seconds(2))
         #expect(try await s3.exists("it/\(TestBed.uniqueName("missing"))") == false)
     }
 

@@ -99,7 +99,9 @@ public enum FileSystem {
     /// when both are on one file system, byte copies otherwise. Returns whether it linked.
     @discardableResult
     public static func linkOrCopyFolder(_ source: String, to target: String) throws(BackupError) -> Bool {
-        try makeFolders(target)
+        guard mkdir(target, 0o750) == 0 else {
+            throw ioError("cannot create \(target) (it must not exist yet)")
+        }
         var linked = true
         for relative in files(under: source) {
             let from = source + "/" + relative
