@@ -81,7 +81,6 @@ public struct ArchiveExtractor: Sendable {
     private func extractEntries(_ archive: OpaquePointer, into target: String) throws(ArchiveError) -> Result {
         var result = Result()
         var entry: OpaquePointer?
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let rc = archive_read_next_header(archive, &entry)
             if rc == inplace_archive_eof() { break }
@@ -113,7 +112,7 @@ public struct ArchiveExtractor: Sendable {
             try makeFolders(target: target, components: isDirectory ? components[...] : components.dropLast())
             if result.files[part] == nil { result.files[part] = [] }
             if isDirectory { continue }
-            result.bytesWritten += try writeFile(archive, to: path, entry: rawPath, buffer: &buffer)
+            result.bytesWritten += try writeFile(archive, to: path, entry: rawPath)
             result.files[part]?.append(relative)
         }
         let missing = wanted.subtracting(result.files.keys)
@@ -156,8 +155,9 @@ public struct ArchiveExtractor: Sendable {
         }
     }
 
-    private func writeFile(_ archive: OpaquePointer, to path: String, entry: String,
-                           buffer: inout [UInt8]) throws(ArchiveError) -> Int64 {
+    /// Writes the current entry's data to `path`, straight from libarchive's own buffers
+    /// (`archive_read_data_block`: no copy in between), at the offsets it gives.
+    private func writeFile(_ archive: OpaquePointer, to path: String, entry: String) throws(ArchiveError) -> Int64 {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o640)
         guard fd >= 0 else {
             throw ArchiveError(kind: .localFile, archive: archiveName, entry: entry,
@@ -166,20 +166,26 @@ public struct ArchiveExtractor: Sendable {
         defer { close(fd) }
         var total: Int64 = 0
         while true {
-            let count = buffer.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
-            if count == 0 { break }
-            guard count > 0 else { throw error(.corrupt, archive, entry: entry, "") }
-            var offset = 0
-            while offset < count {
-                let written = buffer.withUnsafeBytes { write(fd, $0.baseAddress! + offset, count - offset) }
-                if written < 0 {
+            var block: UnsafeRawPointer?
+            var size = 0
+            var offset: la_int64_t = 0
+            let rc = archive_read_data_block(archive, &block, &size, &offset)
+            if rc == inplace_archive_eof() { break }
+            guard rc == inplace_archive_ok() || rc == inplace_archive_warn() else {
+                throw error(.corrupt, archive, entry: entry, "")
+            }
+            guard size > 0, let block else { continue }
+            var written = 0
+            while written < size {
+                let count = pwrite(fd, block + written, size - written, off_t(offset) + off_t(written))
+                if count < 0 {
                     if errno == EINTR { continue }
                     throw ArchiveError(kind: .localFile, archive: archiveName, entry: entry,
                                        message: "cannot write \(path): \(String(cString: strerror(errno)))")
                 }
-                offset += written
+                written += count
             }
-            total += Int64(count)
+            total += Int64(size)
         }
         return total
     }

@@ -13,6 +13,8 @@ final class BytePipe: @unchecked Sendable {
     private var writerDone = false
     private var writerError: (any Error)?
     private var readerClosed = false
+    private var readerWaiting = false
+    private var writerWaiting = false
 
     /// The chunk the reader holds (valid until its next `read`).
     private var current: UnsafeMutableRawBufferPointer?
@@ -33,14 +35,19 @@ final class BytePipe: @unchecked Sendable {
         chunk.copyMemory(from: bytes)
         condition.lock()
         defer { condition.unlock() }
-        while buffered >= capacity && !readerClosed { condition.wait() }
+        while buffered >= capacity && !readerClosed {
+            writerWaiting = true
+            condition.wait()
+        }
+        writerWaiting = false
         if readerClosed {
             chunk.deallocate()
             throw ReaderClosed()
         }
         chunks.append(chunk)
         buffered += chunk.count
-        condition.broadcast()
+        // Wake the reader only when it sleeps: a signal per chunk costs a context switch.
+        if readerWaiting { condition.signal() }
     }
 
     /// Ends the stream: normally (nil) or with the writer's error, which the reader then sees.
@@ -58,7 +65,11 @@ final class BytePipe: @unchecked Sendable {
         current = nil
         condition.lock()
         defer { condition.unlock() }
-        while head == chunks.count && !writerDone { condition.wait() }
+        while head == chunks.count && !writerDone {
+            readerWaiting = true
+            condition.wait()
+        }
+        readerWaiting = false
         if head < chunks.count {
             let chunk = chunks[head]
             head += 1
@@ -67,7 +78,7 @@ final class BytePipe: @unchecked Sendable {
                 head = 0
             }
             buffered -= chunk.count
-            condition.broadcast()
+            if writerWaiting && buffered < capacity { condition.signal() }
             current = chunk
             return UnsafeRawBufferPointer(chunk)
         }

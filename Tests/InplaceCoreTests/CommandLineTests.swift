@@ -1,0 +1,130 @@
+import Foundation
+import InplaceCore
+import Testing
+
+/// Runs the built `inplace` binary as an operator would, and checks its output streams, exit
+/// codes and that secrets never appear.
+struct CLI {
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+        var all: String { stdout + stderr }
+    }
+
+    static var binary: String {
+        let debug = TestBed.repositoryRoot.appendingPathComponent(".build/debug/inplace").path
+        return ProcessInfo.processInfo.environment["INPLACE_BINARY"] ?? debug
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for key in env.keys where key.hasPrefix("CLICKHOUSE_") || key.hasPrefix("S3_") { env[key] = nil }
+        env.merge(environment) { $1 }
+        process.environment = env
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+@Suite("The inplace command line")
+struct CommandLineTests {
+    @Test("--version and --help answer")
+    func versionAndHelp() throws {
+        let version = try CLI.run(["--version"])
+        #expect(version.status == 0)
+        #expect(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
+        let help = try CLI.run(["--help"])
+        #expect(help.status == 0)
+        for command in ["config", "create", "upload", "list"] { #expect(help.stdout.contains(command)) }
+    }
+
+    @Test("a malformed config file exits 3 with the file named on stderr, nothing on stdout")
+    func malformedConfig() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        try "general: [oops\n".write(toFile: folder.path("c.yml"), atomically: true, encoding: .utf8)
+        let result = try CLI.run(["config", "show", "--config", folder.path("c.yml")])
+        #expect(result.status == 3)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.contains(folder.path("c.yml")))
+        #expect(result.stderr.contains("not valid YAML"))
+    }
+
+    @Test("config show masks secrets given by file or environment")
+    func configShowMasks() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        try "clickhouse:\n  password: FilePassw0rd\n".write(toFile: folder.path("c.yml"), atomically: true, encoding: .utf8)
+        let result = try CLI.run(["config", "show", "--config", folder.path("c.yml")],
+                                 environment: ["S3_SECRET_KEY": "EnvS3cret77", "REMOTE_STORAGE": "s3", "S3_BUCKET": "b"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(!result.all.contains("FilePassw0rd"))
+        #expect(!result.all.contains("EnvS3cret77"))
+        #expect(result.stdout.contains("remote_storage: \"s3\""))
+    }
+
+    @Test("create, list, upload through the binary: JSON on stdout alone, logs on stderr, no secret anywhere",
+          .enabled(if: TestBed.shouldRun))
+    func backupCommands() async throws {
+        let bed = try TestBed.load()
+        let ch = try bed.clickHouse()
+        let sample = try await SampleDatabase.make(ch, prefix: "it_cli", tables: ["t"])
+        let config = TestBed.envFile.replacingOccurrences(of: "/env", with: "/config.yml")
+        let env = ["S3_PATH": "it/\(TestBed.uniqueName("cli"))"]
+        let name = TestBed.uniqueName("cli")
+        var outputs: [String] = []
+
+        let created = try CLI.run(["create", "--config", config, "--tables", "\(sample.name).*", "--json", name], environment: env)
+        outputs.append(created.all)
+        #expect(created.status == 0, "\(created.stderr)")
+        let summary = try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: String]
+        #expect(summary?["parts"] == "3")
+        #expect(created.stderr.contains("info"))
+
+        let again = try CLI.run(["create", "--config", config, "--tables", "\(sample.name).*", name], environment: env)
+        outputs.append(again.all)
+        #expect(again.status == 10, "an existing name is refused with its own exit code")
+
+        let nothing = try CLI.run(["create", "--config", config, "--tables", "no_such_db_q.*", TestBed.uniqueName("n")],
+                                  environment: env)
+        outputs.append(nothing.all)
+        #expect(nothing.status == 9)
+        #expect(nothing.stderr.contains("matches no table"))
+
+        let uploaded = try CLI.run(["upload", "--config", config, name], environment: env)
+        outputs.append(uploaded.all)
+        #expect(uploaded.status == 0, "\(uploaded.stderr)")
+
+        let listed = try CLI.run(["list", "--config", config, "--json"], environment: env)
+        outputs.append(listed.all)
+        #expect(listed.status == 0, "\(listed.stderr)")
+        let items = try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]] ?? []
+        let mine = items.filter { $0["name"] as? String == name }
+        #expect(Set(mine.compactMap { $0["location"] as? String }) == ["local", "remote"])
+        #expect(mine.allSatisfy { $0["state"] as? String == "complete" })
+
+        let text = try CLI.run(["list", "remote", "--config", config], environment: env)
+        outputs.append(text.all)
+        #expect(text.stdout.contains(name) && text.stdout.contains("remote"))
+
+        for output in outputs {
+            #expect(!output.contains(bed.clickHousePassword))
+            #expect(!output.contains(bed.s3SecretKey))
+        }
+        let layout = try await ClickHouseCatalog(client: ch).disks()
+        try? FileManager.default.removeItem(atPath: (layout.first { $0.name == "default" }?.path ?? "/nonexistent/") + "backup/" + name)
+        await sample.drop()
+    }
+}
