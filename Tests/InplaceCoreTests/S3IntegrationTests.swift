@@ -80,7 +80,7 @@ struct S3IntegrationTests {
         let s3 = try TestBed.load().s3()
         let prefix = "it/\(TestBed.uniqueName("list"))/"
         let keys = (0..<2500).map { prefix + String(format: "k%05d", $0) }
-        try await forEachConcurrently(keys, width: 16) { try await s3.put($0, bytes: Array($0.utf8)) }
+        _ = try await concurrentMap(keys, width: 16) { try await s3.put($0, bytes: Array($0.utf8)) }
         var pages: [Int] = []
         var seen: [String] = []
         try await s3.list(prefix: prefix, pageSize: 1000) { page in
@@ -89,7 +89,7 @@ struct S3IntegrationTests {
         }
         #expect(pages == [1000, 1000, 500])
         #expect(seen == keys)
-        try await forEachConcurrently(keys, width: 16) { try await s3.delete($0) }
+        _ = try await concurrentMap(keys, width: 16) { try await s3.delete($0) }
     }
 
     @Test("a wrong secret is a 403 that is not retried and does not show the secret")
@@ -159,20 +159,4 @@ struct S3IntegrationTests {
 final class Collector: @unchecked Sendable {
     var bytes: [UInt8] = []
     func append(_ chunk: UnsafeRawBufferPointer) { bytes.append(contentsOf: chunk) }
-}
-
-/// Runs `body` for every item, at most `width` at once.
-func forEachConcurrently<T: Sendable>(
-    _ items: [T], width: Int, _ body: @escaping @Sendable (T) async throws -> Void
-) async throws {
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        var iterator = items.makeIterator()
-        for _ in 0..<width {
-            guard let item = iterator.next() else { break }
-            group.addTask { try await body(item) }
-        }
-        while try await group.next() != nil {
-            if let item = iterator.next() { group.addTask { try await body(item) } }
-        }
-    }
 }

@@ -87,22 +87,8 @@ public struct BackupCreator: Sendable {
         let databases = try await catalog.databases().filter { selectedDatabases.contains($0.name) }
         logger.info("backing up \(selected.count) table(s) into \(layout.folder(options.name))")
 
-        let results = try await withThrowingTaskGroup(of: (TableMetadata, Int).self) { group in
-            var pending = selected.makeIterator()
-            var results: [(TableMetadata, Int)] = []
-            func startNext() -> Bool {
-                guard let table = pending.next() else { return false }
-                group.addTask {
-                    try await self.backUp(table, options: options, catalog: catalog, disks: disks, layout: layout)
-                }
-                return true
-            }
-            for _ in 0..<max(1, options.concurrency) where !startNext() { break }
-            while let result = try await group.next() {
-                results.append(result)
-                _ = startNext()
-            }
-            return results
+        let results = try await concurrentMap(selected, width: options.concurrency) { table in
+            try await self.backUp(table, options: options, catalog: catalog, disks: disks, layout: layout)
         }
 
         var metadataSize: UInt64 = 0

@@ -80,7 +80,7 @@ public struct BackupUploader: Sendable {
         defer { try? FileManager.default.removeItem(atPath: staging) }
         logger.info("uploading \(jobs.count) part(s) of \(tables.count) table(s) to s3://\(store.s3.config.bucket)/\(store.key(options.name, ""))")
 
-        let results = try await forEach(jobs, width: options.concurrency) { job -> (Int, String, String?, Summary) in
+        let results = try await concurrentMap(jobs, width: options.concurrency) { job -> (Int, String, String?, Summary) in
             let table = tables[job.table]
             let shadow = store.shadowPrefix(options.name, database: table.database, table: table.table)
             var summary = Summary()
@@ -142,27 +142,5 @@ public struct BackupUploader: Sendable {
                                contentType: "application/json")
         logger.info("uploaded \(options.name): \(total.objectsUploaded) object(s), \(total.bytesUploaded) bytes; \(total.objectsAlreadyThere) already there")
         return total
-    }
-}
-
-/// Runs `body` for every item, at most `width` at once; results in the items' order.
-func forEach<T: Sendable, R: Sendable>(
-    _ items: [T], width: Int, _ body: @escaping @Sendable (T) async throws -> R
-) async throws -> [R] {
-    try await withThrowingTaskGroup(of: (Int, R).self) { group in
-        var results = [R?](repeating: nil, count: items.count)
-        var next = 0
-        func start() {
-            let index = next
-            let item = items[index]
-            group.addTask { (index, try await body(item)) }
-            next += 1
-        }
-        while next < min(items.count, max(1, width)) { start() }
-        while let (index, result) = try await group.next() {
-            results[index] = result
-            if next < items.count { start() }
-        }
-        return results.map { $0! }
     }
 }

@@ -37,32 +37,12 @@ extension S3Client {
         _ key: String, file path: String, size: Int64, partSize: Int64, partCount: Int, uploadID: String
     ) async throws(S3Error) -> [String] {
         do {
-            return try await withThrowingTaskGroup(of: (Int, String).self) { group in
-                var etags = [String](repeating: "", count: partCount)
-                var next = 0
-                func start(_ index: Int) {
-                    let offset = Int64(index) * partSize
-                    let length = min(partSize, size - offset)
-                    group.addTask {
-                        let response = try await self.send(
-                            method: "PUT", key: key,
-                            query: [("partNumber", String(index + 1)), ("uploadId", uploadID)],
-                            body: .file(path: path, offset: offset, length: length))
-                        return (index, unquote(response.header("ETag") ?? ""))
-                    }
-                }
-                while next < min(partCount, max(1, config.partConcurrency)) {
-                    start(next)
-                    next += 1
-                }
-                while let (index, etag) = try await group.next() {
-                    etags[index] = etag
-                    if next < partCount {
-                        start(next)
-                        next += 1
-                    }
-                }
-                return etags
+            return try await concurrentMap(Array(0..<partCount), width: config.partConcurrency) { index in
+                let offset = Int64(index) * partSize
+                let response = try await self.send(
+                    method: "PUT", key: key, query: [("partNumber", String(index + 1)), ("uploadId", uploadID)],
+                    body: .file(path: path, offset: offset, length: min(partSize, size - offset)))
+                return unquote(response.header("ETag") ?? "")
             }
         } catch let error as S3Error {
             throw error
