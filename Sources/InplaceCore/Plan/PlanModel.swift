@@ -1,0 +1,195 @@
+/// What the planner reads (plain values, no I/O) and what it decides.
+
+/// One table as the backup has it.
+public struct BackupTableState: Sendable {
+    public var database: String
+    public var table: String
+    /// The backup's CREATE statement.
+    public var query: String
+    public var uuid: String?
+    /// Schema only (`metadata_only`): nothing to compare or download.
+    public var metadataOnly: Bool
+    /// Parts with the data in the backup (or its required chain).
+    public var parts: [Part]
+    /// The live parts when the backup was made (`current_parts`), nil for backups without it.
+    public var currentParts: [Part]?
+    /// Parts listed in the metadata whose data is not in the backup (checked before planning).
+    public var missingData: Set<String>
+
+    public struct Part: Sendable, Hashable {
+        public var name: String
+        public var disk: String
+        /// `hash_of_all_files` (lower-case hex), when the backup has it.
+        public var hash: String?
+        /// CRC-64/ECMA of checksums.txt (`checksums`), when the backup has it.
+        public var checksumsCRC: UInt64?
+        public var bytes: Int64
+
+        public init(name: String, disk: String, hash: String?, checksumsCRC: UInt64?, bytes: Int64) {
+            self.name = name
+            self.disk = disk
+            self.hash = hash
+            self.checksumsCRC = checksumsCRC
+            self.bytes = bytes
+        }
+    }
+
+    public init(database: String, table: String, query: String, uuid: String? = nil, metadataOnly: Bool = false,
+                parts: [Part], currentParts: [Part]? = nil, missingData: Set<String> = []) {
+        self.database = database
+        self.table = table
+        self.query = query
+        self.uuid = uuid
+        self.metadataOnly = metadataOnly
+        self.parts = parts
+        self.currentParts = currentParts
+        self.missingData = missingData
+    }
+}
+
+/// The server as it is now: a handful of queries for the whole run.
+public struct LiveState: Sendable {
+    public var databases: [String: String]  // name -> engine
+    public var tables: [TableKey: Table]
+    public var disks: [String: UInt64]  // name -> free bytes
+
+    public struct Table: Sendable {
+        public var engine: String
+        public var createQuery: String
+        public var parts: [Part]
+        public init(engine: String, createQuery: String, parts: [Part]) {
+            self.engine = engine
+            self.createQuery = createQuery
+            self.parts = parts
+        }
+    }
+
+    public struct Part: Sendable, Hashable {
+        public var name: String
+        public var partitionID: String
+        public var disk: String
+        public var hash: String
+        /// CRC-64/ECMA of the part's checksums.txt, read from disk only for tables whose backup
+        /// has no hashes.
+        public var checksumsCRC: UInt64?
+        public var bytes: Int64
+        public var rows: UInt64
+
+        public init(name: String, partitionID: String, disk: String, hash: String, checksumsCRC: UInt64? = nil,
+                    bytes: Int64, rows: UInt64 = 0) {
+            self.name = name
+            self.partitionID = partitionID
+            self.disk = disk
+            self.hash = hash
+            self.checksumsCRC = checksumsCRC
+            self.bytes = bytes
+            self.rows = rows
+        }
+    }
+
+    public init(databases: [String: String], tables: [TableKey: Table], disks: [String: UInt64]) {
+        self.databases = databases
+        self.tables = tables
+        self.disks = disks
+    }
+}
+
+public struct TableKey: Hashable, Sendable, Comparable, Codable {
+    public var database: String
+    public var table: String
+    public init(_ database: String, _ table: String) {
+        self.database = database
+        self.table = table
+    }
+    public static func < (lhs: TableKey, rhs: TableKey) -> Bool { (lhs.database, lhs.table) < (rhs.database, rhs.table) }
+}
+
+public struct PlanOptions: Sendable {
+    /// Drop and recreate a table whose columns differ from the backup's (instead of refusing it).
+    public var dropIfSchemaChanged = false
+    /// Restore every part of each table (the classic restore): drop the table, create it, download all.
+    public var full = false
+    /// Skip the free-space check.
+    public var ignoreDiskSpace = false
+    /// Downloads take disk space (false for a local backup hard-linked on the same file system).
+    public var downloadsUseSpace = true
+    /// Space kept free beyond what downloads need: this fraction of them, and at least `minimumMargin`.
+    public var marginFraction = 0.05
+    public var minimumMargin: Int64 = 256 << 20
+
+    public init(dropIfSchemaChanged: Bool = false, full: Bool = false, ignoreDiskSpace: Bool = false,
+                downloadsUseSpace: Bool = true) {
+        self.dropIfSchemaChanged = dropIfSchemaChanged
+        self.full = full
+        self.ignoreDiskSpace = ignoreDiskSpace
+        self.downloadsUseSpace = downloadsUseSpace
+    }
+}
+
+/// What the restore will do to one table.
+public struct TablePlan: Sendable, Codable, Equatable {
+    public struct Kept: Sendable, Codable, Equatable {
+        /// The backup's name for the part, and the live part that holds the same content.
+        public var backup: String
+        public var live: String
+    }
+
+    public struct PartAction: Sendable, Codable, Equatable {
+        public var name: String
+        public var partition: String
+        public var disk: String
+        public var bytes: Int64
+        /// The content identity used: `hash_of_all_files`, or `crc64:<n>` of checksums.txt.
+        public var identity: String?
+    }
+
+    public struct Drift: Sendable, Codable, Equatable {
+        /// Live parts whose content was not live when the backup was made (inserted or merged since).
+        public var added: [String]
+        /// Parts live at backup time whose content is no longer live (merged away, dropped).
+        public var gone: [String]
+    }
+
+    public var database: String
+    public var table: String
+    /// The table does not exist: create it (and its database when `createDatabase`).
+    public var create: Bool
+    public var createDatabase: Bool
+    /// The columns differ and `--drop-if-schema-changed` was given: drop the table and create it again.
+    public var recreate: Bool
+    public var keep: [Kept]
+    /// Drops run before downloads.
+    public var drop: [PartAction]
+    /// Sorted by partition, then min block: the order of attaching.
+    public var download: [PartAction]
+    /// Why the table is left alone, or nil.
+    public var refused: String?
+    /// `hash_of_all_files` or `checksums` (CRC-64 of checksums.txt, for backups without hashes).
+    public var identity: String
+    /// Changes in the live table since the backup was made; nil when the backup has no `current_parts`.
+    public var drift: Drift?
+
+    public var dropBytes: Int64 { drop.reduce(0) { $0 + $1.bytes } }
+    public var downloadBytes: Int64 { download.reduce(0) { $0 + $1.bytes } }
+    public var isNoOp: Bool { !create && !recreate && drop.isEmpty && download.isEmpty && refused == nil }
+}
+
+public struct DiskCheck: Sendable, Codable, Equatable {
+    public var disk: String
+    public var free: Int64
+    public var freedByDrops: Int64
+    public var needed: Int64
+    public var margin: Int64
+    public var enough: Bool
+}
+
+/// The plan for a whole run.
+public struct RestorePlan: Sendable, Codable, Equatable {
+    public var tables: [TablePlan]
+    public var disks: [DiskCheck]
+    /// Why the whole run is refused (disk space), or nil.
+    public var refused: String?
+
+    public var refusedTables: [TablePlan] { tables.filter { $0.refused != nil } }
+    public var isComplete: Bool { refused == nil && refusedTables.isEmpty }
+}

@@ -1,0 +1,208 @@
+/// The in-place plan: a pure function of the backup's metadata and the live state. No I/O, so
+/// every rule is tested with plain values and a million parts are planned in memory.
+///
+/// Per table in the backup:
+/// 1. Refuse (leave the table alone, say why) when: it is Replicated*; an engine is not of the
+///    MergeTree family where data is to be compared; its columns differ from the backup's
+///    (unless `dropIfSchemaChanged`: then drop and recreate it); a part is on a disk this
+///    server lacks; a part name is invalid; data the restore needs is missing from the backup.
+/// 2. Not in the database: create it (and its database), download every part.
+/// 3. In both: a part's identity is (partition id, content hash): `hash_of_all_files`, or, when
+///    the backup lacks it for any part, CRC-64 of checksums.txt on both sides. Identities are
+///    counted, not merged: per identity, min(backup count, live count) parts are kept, the
+///    backup's surplus is downloaded, the live surplus dropped. Names never decide anything.
+/// 4. Drops come before downloads; downloads are sorted by partition, then min block.
+/// 5. With `current_parts`, report the drift: what the live table gained and lost since the
+///    backup was made.
+/// Then, per disk: free space plus bytes freed by drops must cover downloads plus a margin, or
+/// the whole run is refused with the numbers.
+public enum Planner {
+    public static func plan(backup: [BackupTableState], live: LiveState, options: PlanOptions = PlanOptions())
+        -> RestorePlan
+    {
+        let tables = backup.sorted { ($0.database, $0.table) < ($1.database, $1.table) }
+            .map { planTable($0, live: live, options: options) }
+        let disks = checkDisks(tables, live: live, options: options)
+        let short = disks.filter { !$0.enough }
+        var refused: String?
+        if !short.isEmpty && !options.ignoreDiskSpace {
+            refused = short.map {
+                "not enough space on disk '\($0.disk)': the restore needs \($0.needed) bytes plus a margin of \($0.margin); free \($0.free) plus \($0.freedByDrops) freed by drops"
+            }.joined(separator: "; ") + ". Free space on the disk, restore fewer tables, or pass --ignore-disk-space."
+        }
+        return RestorePlan(tables: tables, disks: disks, refused: refused)
+    }
+
+    static func planTable(_ backup: BackupTableState, live: LiveState, options: PlanOptions) -> TablePlan {
+        let key = TableKey(backup.database, backup.table)
+        let liveTable = live.tables[key]
+        var plan = TablePlan(
+            database: backup.database, table: backup.table, create: liveTable == nil,
+            createDatabase: liveTable == nil && live.databases[backup.database] == nil, recreate: false, keep: [],
+            drop: [], download: [], refused: nil, identity: "hash_of_all_files", drift: nil)
+        func refuse(_ reason: String) -> TablePlan {
+            var refused = plan
+            refused.create = false
+            refused.createDatabase = false
+            refused.recreate = false
+            refused.keep = []
+            refused.drop = []
+            refused.download = []
+            refused.refused = reason
+            return refused
+        }
+
+        let backupEngine = CreateQuery.engine(backup.query) ?? "unknown"
+        if backupEngine.hasPrefix("Replicated") || liveTable?.engine.hasPrefix("Replicated") == true {
+            return refuse("Replicated tables are not supported yet: their ATTACH and DROP PART replicate through Keeper, and in-place restore of them is not built; restore it with clickhouse-backup")
+        }
+        let backupIsMergeTree = backupEngine.hasSuffix("MergeTree")
+        guard backupIsMergeTree && !backup.metadataOnly else {
+            // Views, dictionaries, other engines, and schema-only backups: created when missing,
+            // otherwise left as they are. There are no parts to compare.
+            if !backupIsMergeTree && !backup.parts.isEmpty {
+                return refuse("engine \(backupEngine) is not of the MergeTree family; in-place restore compares parts, which only MergeTree tables have")
+            }
+            return plan
+        }
+        var named: [(name: PartName, part: BackupTableState.Part)] = []
+        named.reserveCapacity(backup.parts.count)
+        for part in backup.parts {
+            guard let name = PartName(part.name) else {
+                return refuse("the backup lists part '\(part.name)', which is not a valid part name")
+            }
+            named.append((name, part))
+            guard live.disks[part.disk] != nil else {
+                return refuse("part \(part.name) is on disk '\(part.disk)', which this server does not have")
+            }
+        }
+
+        var downloadAll = liveTable == nil
+        if let liveTable {
+            guard liveTable.engine.hasSuffix("MergeTree") else {
+                return refuse("the live table's engine \(liveTable.engine) is not of the MergeTree family (the backup's is \(backupEngine))")
+            }
+            if let difference = schemaDifference(backup: backup.query, live: liveTable.createQuery) {
+                guard options.dropIfSchemaChanged else {
+                    return refuse("its columns differ from the backup's (\(difference)); nothing was changed. Pass --drop-if-schema-changed to drop and recreate it")
+                }
+                plan.recreate = true
+                downloadAll = true
+            } else if options.full {
+                plan.recreate = true
+                downloadAll = true
+            }
+        }
+
+        let useCRC = backup.parts.contains { $0.hash == nil }
+        plan.identity = useCRC ? "checksums" : "hash_of_all_files"
+        let backupParts = named.sorted { $0.name < $1.name }
+        if downloadAll {
+            plan.download = backupParts.map { action($0.part, partition: $0.name.partitionID, identity: identity($0.part, crc: useCRC)) }
+        } else if let liveTable {
+            match(backupParts, liveTable.parts, useCRC: useCRC, into: &plan)
+        }
+        let missing = plan.download.map(\.name).filter { backup.missingData.contains($0) }
+        if !missing.isEmpty {
+            return refuse("the backup's data for \(missing.count) part(s) to restore is missing (\(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : "")); nothing will be dropped from this table")
+        }
+        if let current = backup.currentParts, let liveTable {
+            plan.drift = drift(current: current, live: liveTable.parts)
+        }
+        return plan
+    }
+
+    /// Pairs parts with equal identity, counting duplicates; the rest are downloads and drops.
+    private static func match(_ backupParts: [(name: PartName, part: BackupTableState.Part)], _ liveParts: [LiveState.Part], useCRC: Bool,
+                              into plan: inout TablePlan) {
+        var liveByIdentity: [String: [LiveState.Part]] = [:]
+        liveByIdentity.reserveCapacity(liveParts.count)
+        for part in liveParts.sorted(by: { $0.name < $1.name }) {
+            let content = useCRC ? part.checksumsCRC.map { "crc64:\($0)" } : part.hash
+            liveByIdentity[part.partitionID + "\u{0}" + (content ?? "unknown live \(part.name)"), default: []].append(part)
+        }
+        var cursor: [String: Int] = [:]
+        for (name, part) in backupParts {
+            let content = identity(part, crc: useCRC)
+            let key = name.partitionID + "\u{0}" + (content ?? "unknown backup \(part.name)")
+            let used = cursor[key, default: 0]
+            if let candidates = liveByIdentity[key], used < candidates.count {
+                plan.keep.append(.init(backup: part.name, live: candidates[used].name))
+                cursor[key] = used + 1
+            } else {
+                plan.download.append(action(part, partition: name.partitionID, identity: content))
+            }
+        }
+        for (key, parts) in liveByIdentity {
+            for part in parts.dropFirst(cursor[key, default: 0]) {
+                plan.drop.append(.init(name: part.name, partition: part.partitionID, disk: part.disk, bytes: part.bytes,
+                                       identity: useCRC ? part.checksumsCRC.map { "crc64:\($0)" } : part.hash))
+            }
+        }
+        plan.drop.sort { $0.name < $1.name }
+    }
+
+    private static func identity(_ part: BackupTableState.Part, crc: Bool) -> String? {
+        crc ? part.checksumsCRC.map { "crc64:\($0)" } : part.hash
+    }
+
+    private static func action(_ part: BackupTableState.Part, partition: String, identity: String?) -> TablePlan.PartAction {
+        .init(name: part.name, partition: partition, disk: part.disk, bytes: part.bytes, identity: identity)
+    }
+
+    /// Multiset difference by (partition, hash) between the parts live at backup time and now.
+    private static func drift(current: [BackupTableState.Part], live: [LiveState.Part]) -> TablePlan.Drift {
+        var then: [String: [String]] = [:]
+        for part in current.sorted(by: { $0.name < $1.name }) {
+            then[(PartName(part.name)?.partitionID ?? "") + "\u{0}" + (part.hash ?? "?" + part.name), default: []]
+                .append(part.name)
+        }
+        var added: [String] = []
+        for part in live.sorted(by: { $0.name < $1.name }) {
+            let key = part.partitionID + "\u{0}" + part.hash
+            if var names = then[key], !names.isEmpty {
+                names.removeFirst()
+                then[key] = names
+            } else {
+                added.append(part.name)
+            }
+        }
+        return .init(added: added, gone: then.values.flatMap { $0 }.sorted())
+    }
+
+    /// A short description of the first difference between the two column lists, or nil.
+    static func schemaDifference(backup: String, live: String) -> String? {
+        guard let wanted = CreateQuery.columns(backup), let have = CreateQuery.columns(live) else {
+            return backup == live ? nil : "the column lists could not be read to compare"
+        }
+        if wanted == have { return nil }
+        for index in 0..<max(wanted.count, have.count) {
+            let b = index < wanted.count ? wanted[index].description : "nothing"
+            let l = index < have.count ? have[index].description : "nothing"
+            if b != l { return "column \(index + 1): backup has `\(b)`, the table has `\(l)`" }
+        }
+        return "columns differ"
+    }
+
+    private static func checkDisks(_ tables: [TablePlan], live: LiveState, options: PlanOptions) -> [DiskCheck] {
+        var needed: [String: Int64] = [:]
+        var freed: [String: Int64] = [:]
+        for table in tables where table.refused == nil {
+            if options.downloadsUseSpace {
+                for part in table.download { needed[part.disk, default: 0] += part.bytes }
+            }
+            for part in table.drop { freed[part.disk, default: 0] += part.bytes }
+            if table.recreate, let liveTable = live.tables[TableKey(table.database, table.table)] {
+                for part in liveTable.parts { freed[part.disk, default: 0] += part.bytes }
+            }
+        }
+        return Set(needed.keys).union(freed.keys).sorted().map { disk in
+            let need = needed[disk, default: 0]
+            let margin = need > 0 ? max(options.minimumMargin, Int64(Double(need) * options.marginFraction)) : 0
+            let free = Int64(clamping: live.disks[disk] ?? 0)
+            let gain = freed[disk, default: 0]
+            return DiskCheck(disk: disk, free: free, freedByDrops: gain, needed: need, margin: margin,
+                             enough: free + gain >= need + margin)
+        }
+    }
+}
