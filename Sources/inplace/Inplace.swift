@@ -13,7 +13,7 @@ struct Inplace: AsyncParsableCommand {
             Logs go to standard error; --json output goes to standard output alone.
             """,
         version: InplaceVersion.current,
-        subcommands: [ConfigCommand.self, Create.self, Upload.self, List.self]
+        subcommands: [ConfigCommand.self, Create.self, Upload.self, List.self, PlanCommand.self]
     )
 }
 

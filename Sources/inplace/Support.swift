@@ -26,6 +26,7 @@ enum Exit {
     static let archiveRefused: Int32 = 8
     static let nothingMatched: Int32 = 9
     static let alreadyExists: Int32 = 10
+    static let planRefused: Int32 = 11
 
     /// Prints `error` for an operator and returns the exit code for it.
     static func report(_ error: any Error) -> ExitCode {

@@ -19,6 +19,9 @@ public protocol BackupSource: Sendable {
     /// `required_backup` chain.
     func fetchPart(database: String, table: String, disk: String, part: String, into target: String)
         async throws -> FetchedPart
+    /// Names of the parts `table` lists whose data is not in the backup (or its required chain).
+    /// Checked before anything is dropped from the table.
+    func missingParts(_ table: TableMetadata) async throws -> Set<String>
 }
 
 public struct FetchedPart: Sendable, Equatable {

@@ -60,6 +60,28 @@ public struct LocalBackupSource: BackupSource {
         return FetchedPart(folder: destination, bytes: FileSystem.size(of: destination), fromBackup: name, linked: linked)
     }
 
+    public func missingParts(_ table: TableMetadata) async throws -> Set<String> {
+        var missing: Set<String> = []
+        var required: [String] = []
+        for (disk, parts) in table.parts ?? [:] {
+            let shadow = layout.shadowFolder(name, disk: disk, database: table.database, table: table.table)
+            for part in parts {
+                if part.isRequired { required.append(part.name); continue }
+                if let shadow, FileSystem.isFolder(shadow + "/" + part.name) { continue }
+                missing.insert(part.name)
+            }
+        }
+        if !required.isEmpty {
+            guard let base = try? await requiredSource() else { return missing.union(required) }
+            let baseTable = try? await base.tableMetadata(database: table.database, table: table.table)
+            guard let baseTable else { return missing.union(required) }
+            let listed = Set((baseTable.parts ?? [:]).values.flatMap { $0.map(\.name) })
+            let baseMissing = try await base.missingParts(baseTable)
+            for part in required where !listed.contains(part) || baseMissing.contains(part) { missing.insert(part) }
+        }
+        return missing
+    }
+
     private func requiredSource() async throws -> any BackupSource {
         guard let base = try await metadata().required_backup, !base.isEmpty else {
             throw BackupError(.missingData, "backup \(name) marks parts as required but names no required_backup")

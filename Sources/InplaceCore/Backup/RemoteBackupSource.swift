@@ -109,6 +109,62 @@ public struct RemoteBackupSource: BackupSource {
         return FetchedPart(folder: target + "/" + part, bytes: bytes, fromBackup: name, linked: false)
     }
 
+    public func missingParts(_ table: TableMetadata) async throws -> Set<String> {
+        let backup = try await metadata()
+        let tableKey = BackupNames.encode(table.database) + "/" + BackupNames.encode(table.table)
+        // Objects under the table's shadow folder, relative to it.
+        let present = try await shadowIndex()[tableKey] ?? []
+        var missing: Set<String> = []
+        var required: [String] = []
+        for (disk, parts) in table.parts ?? [:] {
+            let archives = table.files?[disk] ?? []
+            let allArchivesThere = !archives.isEmpty && archives.allSatisfy { present.contains($0) }
+            for part in parts {
+                if part.isRequired {
+                    required.append(part.name)
+                } else if backup.data_format == "directory" {
+                    if !present.contains(disk + "/" + part.name + "/") { missing.insert(part.name) }
+                } else if let archive = archives.first(where: { $0.hasPrefix(disk + "_" + BackupNames.encode(part.name) + ".") }) {
+                    if !present.contains(archive) { missing.insert(part.name) }
+                } else if !allArchivesThere {
+                    missing.insert(part.name)
+                }
+            }
+        }
+        if !required.isEmpty {
+            guard let base = backup.required_backup, !base.isEmpty else { return missing.union(required) }
+            let baseSource = RemoteBackupSource(name: base, store: store)
+            guard (try? await baseSource.metadata()) != nil,
+                  let baseTable = try? await baseSource.tableMetadata(database: table.database, table: table.table)
+            else { return missing.union(required) }
+            let listed = Set((baseTable.parts ?? [:]).values.flatMap { $0.map(\.name) })
+            let baseMissing = try await baseSource.missingParts(baseTable)
+            for part in required where !listed.contains(part) || baseMissing.contains(part) { missing.insert(part) }
+        }
+        return missing
+    }
+
+    /// `<enc db>/<enc table>` -> what is under that table's shadow folder: archive names, and
+    /// `<disk>/<part>/` for folders of the directory format. One listing of `NAME/shadow/`, kept.
+    private func shadowIndex() async throws -> [String: Set<String>] {
+        if let cached = cache.shadowIndex.withLock({ $0 }) { return cached }
+        let prefix = store.key(name, "shadow/")
+        var index: [String: Set<String>] = [:]
+        try await store.s3.list(prefix: prefix) { page in
+            for object in page.objects {
+                let parts = object.key.dropFirst(prefix.count).split(separator: "/", maxSplits: 2,
+                                                                      omittingEmptySubsequences: false)
+                guard parts.count == 3 else { continue }
+                let rest = parts[2]
+                let components = rest.split(separator: "/", omittingEmptySubsequences: false)
+                let entry = components.count >= 3 ? components[0] + "/" + components[1] + "/" : String(rest)
+                index[parts[0] + "/" + parts[1], default: []].insert(String(entry))
+            }
+        }
+        cache.shadowIndex.withLock { $0 = index }
+        return index
+    }
+
     private func fetchFromArchives(_ table: TableMetadata, shadow: String, disk: String, part: String,
                                    into target: String) async throws -> Int64 {
         let archives = table.files?[disk] ?? []
@@ -166,4 +222,5 @@ public struct RemoteBackupSource: BackupSource {
 private final class MetadataCache: Sendable {
     let backup = Mutex<BackupMetadata?>(nil)
     let tables = Mutex<[String: TableMetadata]>([:])
+    let shadowIndex = Mutex<[String: Set<String>]?>(nil)
 }

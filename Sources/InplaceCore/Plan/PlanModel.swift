@@ -181,6 +181,11 @@ public struct DiskCheck: Sendable, Codable, Equatable {
     public var needed: Int64
     public var margin: Int64
     public var enough: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case disk, free, margin, enough, needed
+        case freedByDrops = "freed_by_drops"
+    }
 }
 
 /// The plan for a whole run.
