@@ -64,7 +64,8 @@ struct Upload: AsyncParsableCommand {
             let layout = try await localLayout(ClickHouseClient(endpoint: config.clickHouseEndpoint))
             let uploader = BackupUploader(store: store, layout: layout)
             let summary = try await uploader.upload(.init(
-                name: name, compression: try config.archiveCompression(), concurrency: config.general.uploadConcurrency))
+                name: name, compression: try config.archiveCompression(), compressionLevel: config.s3.compressionLevel,
+                concurrency: config.general.uploadConcurrency))
             if summary.alreadyComplete {
                 print("\(name) is already on s3://\(config.s3.bucket)/\(store.prefix)\(name)/; nothing to do")
             } else {

@@ -142,6 +142,28 @@ struct BackupCompatibilityTests {
         await sample.drop()
     }
 
+    @Test("a required_backup chain that loops is refused, not followed for ever")
+    func requiredLoop() async throws {
+        let store = RemoteBackupStore(s3: try bed.s3(), path: "it/\(TestBed.uniqueName("loop"))")
+        for (name, base) in [("a", "b"), ("b", "a")] {
+            let json = """
+                {"table": "t", "database": "D", "query": "q", "parts": {"default": [{"name": "all_1_1_0", "required": true}]}}
+                """
+            try await store.s3.put(store.tableMetadataKey(name, database: "D", table: "t"), bytes: Array(json.utf8))
+            try await store.s3.put(store.metadataKey(name), bytes: metadataJSON(
+                name, database: "D", extra: ",\n\t\"required_backup\": \"\(base)\""))
+        }
+        let target = try TemporaryFolder()
+        defer { target.remove() }
+        do {
+            _ = try await RemoteBackupSource(name: "a", store: store)
+                .fetchPart(database: "D", table: "t", disk: "default", part: "all_1_1_0", into: target.url.path)
+            Issue.record("a looping chain was followed")
+        } catch let error as BackupError {
+            #expect(error.message.contains("a -> b -> a"), "\(error)")
+        }
+    }
+
     struct Broken: Sendable, CustomStringConvertible {
         let description: String
         let metadata: String?

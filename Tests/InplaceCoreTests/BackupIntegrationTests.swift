@@ -255,10 +255,28 @@ struct BackupIntegrationTests {
         try await store.s3.delete(store.metadataKey(name))
         try await store.s3.delete(objects[0].key)
         #expect(try await BackupLister.remote(store).first?.isComplete == false)
+        // Without the upload's marker, the objects might be another backup's: refused.
+        await #expect(throws: BackupError.self) {
+            try await uploader.upload(.init(name: name, compression: compression, concurrency: 3))
+        }
+        // An interrupted upload leaves its marker (the local backup's creation date): resumed.
+        let localMetadata = try await local.metadata()
+        try await store.s3.put(store.key(name, ".inplace-upload"), bytes: Array(localMetadata.creation_date.utf8))
         let resumed = try await uploader.upload(.init(name: name, compression: compression, concurrency: 3))
         #expect(resumed.objectsUploaded == 1)
         #expect(resumed.objectsAlreadyThere == objects.count - 1)
         #expect(try await BackupLister.remote(store).first?.isComplete == true)
+        #expect(try await store.s3.exists(store.key(name, ".inplace-upload")) == false)
+
+        // Another local backup of the same name is not taken for the remote one.
+        try await removeBackup(name)
+        _ = try await BackupCreator(client: ch).create(.init(name: name, tables: TablePattern("\(sample.name).t")))
+        do {
+            _ = try await uploader.upload(.init(name: name, compression: compression, concurrency: 3))
+            Issue.record("an upload over another backup of the same name was taken as complete")
+        } catch let error as BackupError {
+            #expect(error.kind == .alreadyExists)
+        }
         try await removeBackup(name)
         await sample.drop()
     }

@@ -134,6 +134,19 @@ struct ConfigTests {
         }
     }
 
+    @Test("a YAML error says where the problem is without quoting the line (it may hold a secret)")
+    func yamlErrorsHideSecrets() throws {
+        let (folder, path) = try write("clickhouse:\n  password: \"Sup3r\\Secret\"\n")
+        defer { folder.remove() }
+        do {
+            _ = try ConfigLoader.load(explicitPath: path, environment: [:])
+            Issue.record("a bad escape was accepted")
+        } catch {
+            #expect(error.description.contains("line 2"), "\(error)")
+            #expect(!error.description.contains("Secret"), "\(error)")
+        }
+    }
+
     @Test("config show masks the password and the secret key")
     func showMasksSecrets() throws {
         let (folder, path) = try write("clickhouse:\n  password: Hunter2Secret\ns3:\n  secret_key: S3cretKey99\n")

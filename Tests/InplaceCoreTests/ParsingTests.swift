@@ -79,6 +79,9 @@ struct ParsingTests {
         #expect(ClickHouseSQL.identifier("a`b") == "`a\\`b`")
         #expect(ClickHouseSQL.qualified("d;b", "t\nx") == "`d;b`.`t\\nx`")
         #expect(ClickHouseSQL.string("it's \\ ok") == "'it\\'s \\\\ ok'")
+        // A quote followed by a combining mark is one Character, but still a quote to ClickHouse.
+        #expect(ClickHouseSQL.string("x'\u{301}; DROP TABLE t; --") == "'x\\'\u{301}; DROP TABLE t; --'")
+        #expect(ClickHouseSQL.identifier("a`\u{301}b") == "`a\\`\u{301}b`")
     }
 
     @Test("S3 URLs: path style and virtual-hosted, keys encoded once, query sorted")

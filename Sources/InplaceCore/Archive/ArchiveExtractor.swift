@@ -43,11 +43,9 @@ public struct ArchiveExtractor: Sendable {
     /// Extracts from a stream fed by another thread through `pipe`; runs on the caller's thread
     /// (a blocking-pool thread).
     func extract(pipe: BytePipe, into target: String) throws(ArchiveError) -> Result {
+        defer { pipe.closeReader() }
         let archive = try openReader()
-        defer {
-            archive_read_free(archive)
-            pipe.closeReader()
-        }
+        defer { archive_read_free(archive) }
         let context = PipeReadContext(pipe: pipe)
         let opened = withExtendedLifetime(context) {
             archive_read_open(archive, Unmanaged.passUnretained(context).toOpaque(), nil, pipeReadCallback, nil)
@@ -87,7 +85,11 @@ public struct ArchiveExtractor: Sendable {
             guard rc == inplace_archive_ok() || rc == inplace_archive_warn(), let entry else {
                 throw error(.corrupt, archive, entry: nil, "")
             }
-            let rawPath = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+            guard let namePointer = archive_entry_pathname(entry), namePointer.pointee != 0 else {
+                throw ArchiveError(kind: .unsafePath, archive: archiveName, entry: nil,
+                                   message: "an entry has no readable name; refusing the archive")
+            }
+            let rawPath = String(cString: namePointer)
             let components = try Self.safeComponents(rawPath, archive: archiveName)
             if components.isEmpty { continue }  // the archive's root folder itself
             let part = components[0]

@@ -6,6 +6,16 @@ import Foundation
 public enum ArchiveCompression: String, CaseIterable, Sendable {
     case tar, gzip, zstd, lz4, bzip2, xz
 
+    /// Levels the compressor takes (`s3.compression_level` is clamped into them).
+    var levels: ClosedRange<Int>? {
+        switch self {
+        case .tar: nil
+        case .gzip, .xz: 0...9
+        case .bzip2, .lz4: 1...9
+        case .zstd: 1...22
+        }
+    }
+
     /// The archive name's extension, as clickhouse-backup names it.
     public var fileExtension: String {
         switch self {
@@ -26,7 +36,7 @@ public enum ArchiveWriter {
     @discardableResult
     public static func write(
         parts: [(name: String, folder: String)], to path: String, compression: ArchiveCompression,
-        leadingSlash: Bool = false
+        level: Int? = nil, leadingSlash: Bool = false
     ) throws(ArchiveError) -> Int64 {
         guard let archive = archive_write_new() else {
             throw ArchiveError(kind: .write, archive: path, message: "libarchive: out of memory")
@@ -46,6 +56,11 @@ public enum ArchiveWriter {
         case .lz4: try check(archive_write_add_filter_lz4(archive), "lz4")
         case .bzip2: try check(archive_write_add_filter_bzip2(archive), "bzip2")
         case .xz: try check(archive_write_add_filter_xz(archive), "xz")
+        }
+        if let level, let range = compression.levels {
+            let clamped = min(max(level, range.lowerBound), range.upperBound)
+            try check(archive_write_set_filter_option(archive, nil, "compression-level", String(clamped)),
+                      "compression level \(clamped)")
         }
         try check(archive_write_set_bytes_in_last_block(archive, 1), "block padding")
         try check(archive_write_open_filename(archive, path), "create \(path)")

@@ -21,7 +21,10 @@ final class BytePipe: @unchecked Sendable {
 
     struct ReaderClosed: Error {}
 
-    init(capacity: Int = 8 << 20) { self.capacity = capacity }
+    init(capacity: Int = 8 << 20) {
+        precondition(capacity > 0, "a byte pipe needs room for at least one byte")
+        self.capacity = capacity
+    }
 
     deinit {
         current?.deallocate()

@@ -123,6 +123,13 @@ public struct BackupCreator: Sendable {
         _ table: ClickHouseCatalog.Table, options: Options, catalog: ClickHouseCatalog,
         disks: [ClickHouseCatalog.Disk], layout: LocalBackupLayout
     ) async throws -> (TableMetadata, Int) {
+        if table.createQuery.contains("[HIDDEN]") {
+            logger.warning("""
+                the CREATE statement of \(table.database).\(table.name) shows secrets as [HIDDEN]: a restore cannot \
+                create the table from this backup. Allow display_secrets_in_show_and_select on the server and grant \
+                displaySecretsInShowAndSelect to the backup user.
+                """)
+        }
         var metadata = TableMetadata(database: table.database, table: table.name, query: table.createQuery)
         metadata.uuid = table.uuid == "00000000-0000-0000-0000-000000000000" ? nil : table.uuid
         metadata.metadata_only = options.schemaOnly || !table.isMergeTree
@@ -197,7 +204,12 @@ public struct BackupCreator: Sendable {
             metadata.checksums = checksums
             metadata.hash_of_all_files = partHashes
         } catch {
-            try? await client.execute("ALTER TABLE \(qualified) UNFREEZE WITH NAME \(ClickHouseSQL.string(freezeName))")
+            // In a task of its own: this one may be cancelled (a sibling table failed), and the
+            // frozen hard links must not stay behind pinning disk space.
+            let client = self.client
+            _ = await Task {
+                try? await client.execute("ALTER TABLE \(qualified) UNFREEZE WITH NAME \(ClickHouseSQL.string(freezeName))")
+            }.value
             throw error
         }
         try await client.execute("ALTER TABLE \(qualified) UNFREEZE WITH NAME \(ClickHouseSQL.string(freezeName))")

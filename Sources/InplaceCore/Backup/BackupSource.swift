@@ -74,6 +74,33 @@ extension BackupSource {
         }
     }
 
+    /// Refuses a `required_backup` that would revisit a backup of the chain (or a chain too long to
+    /// be real), instead of following it for ever.
+    static func checkChain(_ chain: [String], next: String) throws {
+        if chain.contains(next) || chain.count >= 100 {
+            throw BackupError(.missingData, "the required_backup chain loops or is too long: \((chain + [next]).joined(separator: " -> "))")
+        }
+    }
+
+    /// Fetches into a fresh hidden folder inside `target`, then renames `<that>/<part>` to
+    /// `<target>/<part>`: a part appears whole or not at all, and a failure leaves nothing.
+    static func staged(part: String, in target: String, _ fetch: (_ folder: String) async throws -> Int64)
+        async throws -> Int64
+    {
+        let staging = target + "/.inplace-fetch-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        guard mkdir(staging, 0o700) == 0 else { throw FileSystem.ioError("cannot create \(staging)") }
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        let bytes = try await fetch(staging)
+        let destination = target + "/" + part
+        guard !FileSystem.exists(destination) else {
+            throw BackupError(.io, "\(destination) already exists; refusing to replace it")
+        }
+        guard rename(staging + "/" + part, destination) == 0 else {
+            throw FileSystem.ioError("cannot move the fetched part into \(destination)")
+        }
+        return bytes
+    }
+
     /// Finds the part's entry in the table's metadata, refusing names that cannot be parts and
     /// disks the table does not have.
     static func partEntry(_ table: TableMetadata, disk: String, part: String, backup: String) throws -> BackupPart {

@@ -17,11 +17,13 @@ public struct BackupUploader: Sendable {
         public var name: String
         /// nil uploads folders as they are (`compression_format: none`, data_format `directory`).
         public var compression: ArchiveCompression?
+        public var compressionLevel: Int?
         public var concurrency: Int
 
-        public init(name: String, compression: ArchiveCompression?, concurrency: Int) {
+        public init(name: String, compression: ArchiveCompression?, compressionLevel: Int? = nil, concurrency: Int) {
             self.name = name
             self.compression = compression
+            self.compressionLevel = compressionLevel
             self.concurrency = concurrency
         }
     }
@@ -54,11 +56,29 @@ public struct BackupUploader: Sendable {
         try LocalBackupLayout.validateName(options.name)
         let local = LocalBackupSource(name: options.name, layout: layout)
         var backup = try await local.metadata()
+        let place = "s3://\(store.s3.config.bucket)/\(store.key(options.name, ""))"
         if try await store.s3.exists(store.metadataKey(options.name)) {
+            let remote = try await RemoteBackupSource(name: options.name, store: store).metadata()
+            guard remote.creation_date == backup.creation_date else {
+                throw BackupError(.alreadyExists, "\(place) already holds another backup named \(options.name) (created \(remote.creation_date)); choose another name or delete it there")
+            }
             logger.info("remote backup \(options.name) is already complete; nothing to upload")
             return Summary(alreadyComplete: true)
         }
+        // A marker names the local backup an upload belongs to: an interrupted upload of this
+        // backup resumes, but objects of another backup with the same name are never taken over.
+        let marker = store.key(options.name, ".inplace-upload")
+        let stamp = Array(backup.creation_date.utf8)
         let existing = Set(try await store.s3.listAll(prefix: store.key(options.name, "")).objects.map(\.key))
+        if !existing.isEmpty {
+            let found = existing.contains(marker) ? try await store.s3.getBytes(marker) : nil
+            guard found == stamp else {
+                throw BackupError(.alreadyExists, "\(place) holds a partial upload of another backup named \(options.name); delete it there or choose another name")
+            }
+            logger.info("resuming the interrupted upload of \(options.name)")
+        } else {
+            try await store.s3.put(marker, bytes: stamp, contentType: "text/plain")
+        }
         var loaded: [TableMetadata] = []
         for title in backup.tables ?? [] {
             loaded.append(try await local.tableMetadata(database: title.database, table: title.table))
@@ -75,7 +95,7 @@ public struct BackupUploader: Sendable {
                 }
             }
         }
-        let staging = layout.root + ".inplace-upload-" + options.name
+        let staging = layout.root + ".inplace-upload-" + options.name + "-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileSystem.makeFolders(staging, mode: 0o700)
         defer { try? FileManager.default.removeItem(atPath: staging) }
         logger.info("uploading \(jobs.count) part(s) of \(tables.count) table(s) to s3://\(store.s3.config.bucket)/\(store.key(options.name, ""))")
@@ -104,7 +124,7 @@ public struct BackupUploader: Sendable {
             defer { unlink(temporary) }
             let size = try await BlockingThreadPool.shared.run { () throws -> Int64 in
                 try ArchiveWriter.write(parts: [(job.part, job.folder)], to: temporary, compression: compression,
-                                        leadingSlash: true)
+                                        level: options.compressionLevel, leadingSlash: true)
             }
             try await store.s3.put(key, file: temporary)
             summary.objectsUploaded += 1
@@ -140,6 +160,7 @@ public struct BackupUploader: Sendable {
         backup.metadata_size = metadataSize
         try await store.s3.put(store.metadataKey(options.name), bytes: Array(try JSONEncoder.backup.encode(backup)),
                                contentType: "application/json")
+        try await store.s3.delete(marker)
         logger.info("uploaded \(options.name): \(total.objectsUploaded) object(s), \(total.bytesUploaded) bytes; \(total.objectsAlreadyThere) already there")
         return total
     }

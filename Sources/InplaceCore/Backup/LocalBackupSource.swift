@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A backup in `<disk>/backup/NAME/` on this host. Parts are hard-linked into the target when
 /// the target is on the same file system (no bytes copied), copied otherwise.
@@ -9,10 +10,18 @@ public struct LocalBackupSource: BackupSource {
     let remote: RemoteBackupStore?
     public var location: BackupLocation { .local }
 
+    /// The backups that required this one, to catch a chain that loops.
+    let chain: [String]
+
     public init(name: String, layout: LocalBackupLayout, remote: RemoteBackupStore? = nil) {
+        self.init(name: name, layout: layout, remote: remote, chain: [])
+    }
+
+    init(name: String, layout: LocalBackupLayout, remote: RemoteBackupStore?, chain: [String]) {
         self.name = name
         self.layout = layout
         self.remote = remote
+        self.chain = chain
     }
 
     public func metadata() async throws -> BackupMetadata {
@@ -54,10 +63,17 @@ public struct LocalBackupSource: BackupSource {
             throw BackupError(.missingData, "backup \(name) lists part \(part) of \(database).\(table) but \(source) is missing")
         }
         let destination = target + "/" + part
-        let linked = try await BlockingThreadPool.shared.run { () throws -> Bool in
-            try FileSystem.linkOrCopyFolder(source, to: destination)
+        let linked = Mutex(true)
+        _ = try await Self.staged(part: part, in: target) { staging in
+            let folder = staging + "/" + part
+            let didLink = try await BlockingThreadPool.shared.run { () throws -> Bool in
+                try FileSystem.linkOrCopyFolder(source, to: folder)
+            }
+            linked.withLock { $0 = didLink }
+            return 0
         }
-        return FetchedPart(folder: destination, bytes: FileSystem.size(of: destination), fromBackup: name, linked: linked)
+        return FetchedPart(folder: destination, bytes: FileSystem.size(of: destination), fromBackup: name,
+                           linked: linked.withLock { $0 })
     }
 
     public func missingParts(_ table: TableMetadata) async throws -> Set<String> {
@@ -86,7 +102,15 @@ public struct LocalBackupSource: BackupSource {
         guard let base = try await metadata().required_backup, !base.isEmpty else {
             throw BackupError(.missingData, "backup \(name) marks parts as required but names no required_backup")
         }
-        let source = try await openBackup(base, from: nil, layout: layout, remote: remote)
+        try Self.checkChain(chain + [name], next: base)
+        let source: any BackupSource
+        if FileSystem.exists(layout.folder(base)) {
+            source = LocalBackupSource(name: base, layout: layout, remote: remote, chain: chain + [name])
+        } else if let remote {
+            source = RemoteBackupSource(name: base, store: remote, chain: chain + [name])
+        } else {
+            throw BackupError(.missingData, "backup \(name) needs its base backup '\(base)' (required_backup), which does not exist")
+        }
         do {
             _ = try await source.metadata()
         } catch let error as BackupError where error.kind == .notFound {

@@ -39,10 +39,22 @@ public struct RemoteBackupSource: BackupSource {
     public let store: RemoteBackupStore
     public var location: BackupLocation { .remote }
     private let cache = MetadataCache()
+    /// The backups that required this one, to catch a chain that loops.
+    private let chain: [String]
 
     public init(name: String, store: RemoteBackupStore) {
+        self.init(name: name, store: store, chain: [])
+    }
+
+    init(name: String, store: RemoteBackupStore, chain: [String]) {
         self.name = name
         self.store = store
+        self.chain = chain
+    }
+
+    private func baseSource(_ base: String) throws -> RemoteBackupSource {
+        try Self.checkChain(chain + [name], next: base)
+        return RemoteBackupSource(name: base, store: store, chain: chain + [name])
     }
 
     public func metadata() async throws -> BackupMetadata {
@@ -88,7 +100,7 @@ public struct RemoteBackupSource: BackupSource {
             guard let base = backup.required_backup, !base.isEmpty else {
                 throw BackupError(.missingData, "backup \(name) marks part \(part) as required but names no required_backup")
             }
-            let baseSource = RemoteBackupSource(name: base, store: store)
+            let baseSource = try baseSource(base)
             do {
                 _ = try await baseSource.metadata()
             } catch let error as BackupError where error.kind == .notFound {
@@ -100,11 +112,11 @@ public struct RemoteBackupSource: BackupSource {
             throw BackupError(.unsupportedDisk, "part \(part) of \(database).\(table) is on disk '\(disk)' of type \(diskType): parts on object-storage disks are not supported yet")
         }
         let shadow = store.shadowPrefix(name, database: database, table: table)
-        let bytes: Int64
-        if backup.data_format == "directory" {
-            bytes = try await fetchFolder(shadow + disk + "/" + part + "/", part: part, into: target)
-        } else {
-            bytes = try await fetchFromArchives(tableMetadata, shadow: shadow, disk: disk, part: part, into: target)
+        let bytes = try await Self.staged(part: part, in: target) { staging in
+            if backup.data_format == "directory" {
+                return try await fetchFolder(shadow + disk + "/" + part + "/", part: part, into: staging)
+            }
+            return try await fetchFromArchives(tableMetadata, shadow: shadow, disk: disk, part: part, into: staging)
         }
         return FetchedPart(folder: target + "/" + part, bytes: bytes, fromBackup: name, linked: false)
     }
@@ -133,7 +145,7 @@ public struct RemoteBackupSource: BackupSource {
         }
         if !required.isEmpty {
             guard let base = backup.required_backup, !base.isEmpty else { return missing.union(required) }
-            let baseSource = RemoteBackupSource(name: base, store: store)
+            let baseSource = try baseSource(base)
             guard (try? await baseSource.metadata()) != nil,
                   let baseTable = try? await baseSource.tableMetadata(database: table.database, table: table.table)
             else { return missing.union(required) }

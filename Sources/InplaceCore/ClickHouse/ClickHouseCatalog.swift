@@ -75,7 +75,12 @@ public struct ClickHouseCatalog: Sendable {
             FROM system.tables
             WHERE database NOT IN ({system:Array(String)}) AND is_temporary = 0
             ORDER BY database, name
-            """, as: TableRow.self, parameters: ["system": Self.arrayLiteral(Self.systemDatabases.sorted())]
+            """, as: TableRow.self,
+            // The UUID belongs in the statement (Atomic databases, `{uuid}` in Keeper paths);
+            // secrets are shown where the server allows it, else they read `[HIDDEN]`.
+            settings: ["show_table_uuid_in_table_create_query_if_not_nil": "1",
+                       "format_display_secrets_in_show_and_select": "1"],
+            parameters: ["system": Self.arrayLiteral(Self.systemDatabases.sorted())]
         ).map(\.table)
     }
 

@@ -57,6 +57,20 @@ public final class ClickHouseClient: Sendable {
     ) async throws(ClickHouseError) -> String {
         let response = try await send(sql, format: "TabSeparated", settings: settings, parameters: parameters,
                                       database: database, sink: .memory(limit: 256 << 20))
+        // An exception after the status line (the query failed midway) ends the body.
+        var failure: String?
+        for line in response.body.split(separator: 0x0A, omittingEmptySubsequences: false) where failure == nil {
+            if line.withUnsafeBytes({ StreamedException.isStart($0) }) {
+                let start = response.body.distance(from: response.body.startIndex, to: line.startIndex)
+                failure = String(decoding: response.body[start...], as: UTF8.self)
+            }
+        }
+        if let failure {
+            let parsed = ClickHouseExceptionText(failure)
+            throw ClickHouseError(kind: .server(code: parsed.code ?? 0, name: parsed.name ?? ""),
+                                  message: "the query failed after it started answering: \(parsed.message)",
+                                  query: sql, server: endpoint.address, httpStatus: response.status)
+        }
         return response.bodyText
     }
 
@@ -160,7 +174,7 @@ public final class ClickHouseClient: Sendable {
         let version: ClickHouseVersion
         do {
             version = try await serverVersion()
-        } catch let error where error.kind != .authentication && !error.isRetryable {
+        } catch let error where error.kind == .badResponse || { if case .server = error.kind { true } else { false } }() {
             // Very old servers answer in ways a current client does not expect; say what matters.
             throw ClickHouseError(kind: .unsupportedVersion(found: "unknown (\(error.message.prefix(200)))",
                                                             minimum: minimum.text),

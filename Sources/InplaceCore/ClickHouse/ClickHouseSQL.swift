@@ -16,18 +16,20 @@ public enum ClickHouseSQL {
         "'" + escape(value, quote: "'") + "'"
     }
 
-    private static func escape(_ text: String, quote: Character) -> String {
+    private static func escape(_ text: String, quote: Unicode.Scalar) -> String {
+        // Scalars, not Characters: a quote followed by a combining mark is one Character and
+        // would slip past a comparison with "'".
         var out = ""
         out.reserveCapacity(text.utf8.count)
-        for character in text {
-            switch character {
+        for scalar in text.unicodeScalars {
+            switch scalar {
             case "\\": out += "\\\\"
             case quote: out += "\\" + String(quote)
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             case "\0": out += "\\0"
-            default: out.append(character)
+            default: out.unicodeScalars.append(scalar)
             }
         }
         return out

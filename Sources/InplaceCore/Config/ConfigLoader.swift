@@ -43,7 +43,7 @@ public enum ConfigLoader {
         do {
             document = try Yams.load(yaml: text)
         } catch {
-            throw ConfigError(key: nil, message: "not valid YAML: \(error)", file: path)
+            throw ConfigError(key: nil, message: "not valid YAML: \(describe(error))", file: path)
         }
         guard let document else { return [:] }
         guard let root = document as? [String: Any] else {
@@ -63,6 +63,21 @@ public enum ConfigLoader {
             sections[name] = section
         }
         return sections
+    }
+
+    /// Where and what the YAML problem is, without the offending line: Yams quotes the source
+    /// line in its errors, and that line may hold a password or a secret key.
+    static func describe(_ error: any Error) -> String {
+        func place(_ mark: Mark) -> String { "line \(mark.line), column \(mark.column)" }
+        switch error as? YamlError {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            return "\(problem) at \(place(mark))" + (context.map { " (\($0.text))" } ?? "")
+        case .reader(let problem, let offset, _, _):
+            return problem + (offset.map { " at byte \($0)" } ?? "")
+        default:
+            return "the file could not be parsed"
+        }
     }
 
     private static func apply(_ config: inout InplaceConfig, _ r: Reader) throws(ConfigError) {

@@ -43,6 +43,9 @@ final class CurlTransfer: @unchecked Sendable {
         curl_easy_reset(h)
         var headerList: UnsafeMutablePointer<curl_slist>?
         defer {
+            // The handle goes back to a cache: it must not keep pointers to this transfer's
+            // error buffer, callbacks' context or header list.
+            curl_easy_reset(h)
             curl_slist_free_all(headerList)
             closeFiles()
         }
@@ -182,6 +185,15 @@ final class CurlTransfer: @unchecked Sendable {
             return chunk.count
         }
         do {
+            if delivered == 0, let start = request.requiredRangeStart {
+                let range = headers.last { $0.name.lowercased() == "content-range" }?.value ?? "none"
+                // "bytes 100-199/1000"
+                let first = range.split(separator: " ").dropFirst().first?.split(separator: "-").first.flatMap { Int64($0) }
+                guard status == 206, first == start else {
+                    throw HTTPError(kind: .other, method: request.method, url: request.url, curlCode: 0,
+                                    message: "asked for bytes from \(start) but the server answered HTTP \(status) with Content-Range \(range)")
+                }
+            }
             switch sink {
             case .memory(let limit):
                 guard memoryBody.count + chunk.count <= limit else {

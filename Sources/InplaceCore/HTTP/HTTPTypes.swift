@@ -51,6 +51,9 @@ public struct HTTPRequest: Sendable {
     public var idleTimeout: Duration
     /// An upper bound for the whole request, or nil for none.
     public var totalTimeout: Duration?
+    /// For a ranged GET: the answer must be 206 with a Content-Range starting at this byte, or
+    /// no byte reaches the sink (a server that ignores Range would send the object from byte 0).
+    public var requiredRangeStart: Int64?
 
     public init(
         method: String = "GET", url: String, headers: [HTTPHeader] = [], body: HTTPRequestBody = .none,

@@ -28,7 +28,8 @@ extension S3Client {
                               message: root.value("Message") ?? "", bucket: config.bucket, key: key, httpStatus: 200)
             }
         } catch {
-            _ = try? await send(method: "DELETE", key: key, query: [("uploadId", uploadID)])
+            // In a task of its own, so that it runs even when this task was cancelled.
+            _ = await Task { try? await self.send(method: "DELETE", key: key, query: [("uploadId", uploadID)]) }.value
             throw error
         }
     }

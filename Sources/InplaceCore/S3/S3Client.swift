@@ -54,24 +54,36 @@ public final class S3Client: Sendable {
     }
 
     /// Streams an object (or the byte range `range`, inclusive) to `sink`. A failure midway is
-    /// retried from the byte where it stopped.
+    /// retried from the byte where it stopped, pinned to the version first seen (If-Match on its
+    /// ETag) and accepted only as a 206 starting at that byte: the sink never sees a byte twice,
+    /// nor bytes of another version.
     @discardableResult
     public func get(_ key: String, range: ClosedRange<Int64>? = nil, to sink: S3Sink) async throws(S3Error) -> S3ObjectInfo {
+        var info = try await head(key)
+        if case .file(let path) = sink {
+            // The file holds this object's bytes only: whatever was there before goes.
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
+                throw S3Error(kind: .localFile, code: "LocalFile", message: "cannot write \(path): \(String(cString: strerror(errno)))",
+                              bucket: config.bucket, key: key)
+            }
+            close(fd)
+        }
         let progress = GetProgress()
-        var etag: String?
         var attempt = 0
         while true {
             attempt += 1
-            var headers: [HTTPHeader] = []
             let start = (range?.lowerBound ?? 0) + progress.delivered
-            if range != nil || progress.delivered > 0 {
+            var headers: [HTTPHeader] = []
+            if !info.etag.isEmpty { headers.append(HTTPHeader("If-Match", "\"\(info.etag)\"")) }
+            let ranged = range != nil || progress.delivered > 0
+            if ranged {
                 headers.append(HTTPHeader("Range", "bytes=\(start)-\(range.map { String($0.upperBound) } ?? "")"))
             }
-            if let etag { headers.append(HTTPHeader("If-Match", "\"\(etag)\"")) }
             let httpSink: HTTPResponseSink
             switch sink {
             case .file(let path):
-                httpSink = .file(path: path, append: progress.delivered > 0)
+                httpSink = .file(path: path, append: true)
             case .handler(let handler):
                 httpSink = .handler { chunk in
                     try handler(chunk)
@@ -79,9 +91,9 @@ public final class S3Client: Sendable {
                 }
             }
             do {
-                let response = try await sendOnce(method: "GET", key: key, headers: headers, sink: httpSink)
+                let response = try await sendOnce(method: "GET", key: key, headers: headers, sink: httpSink,
+                                                  requiredRangeStart: ranged ? start : nil)
                 if case .file = sink { progress.add(Int(response.bodyBytesDelivered)) }
-                var info = objectInfo(key: key, response: response)
                 if let total = response.header("Content-Range")?.split(separator: "/").last.flatMap({ Int64($0) }) {
                     info.size = total
                 }
@@ -94,10 +106,6 @@ public final class S3Client: Sendable {
                     progress.set(fileSize(sink))
                 }
                 guard error.isRetryable, attempt < config.retry.maxAttempts else { throw error }
-                if etag == nil, progress.delivered > 0 {
-                    // Pin the rest of the object to the version whose first bytes we hold.
-                    etag = try? await head(key).etag
-                }
                 try await pause(after: attempt, key: key)
             }
         }
@@ -157,7 +165,15 @@ public final class S3Client: Sendable {
             }
             let prefixes = root.all("CommonPrefixes").compactMap { $0.value("Prefix") }
             try page(ListPage(objects: objects, commonPrefixes: prefixes))
-            token = root.value("IsTruncated") == "true" ? root.value("NextContinuationToken") : nil
+            token = nil
+            if root.value("IsTruncated") == "true" {
+                guard let next = root.value("NextContinuationToken"), !next.isEmpty else {
+                    throw S3Error(kind: .badResponse, code: "BadResponse",
+                                  message: "ListObjectsV2 said the listing is truncated but gave no continuation token",
+                                  bucket: config.bucket, key: prefix)
+                }
+                token = next
+            }
         } while token != nil
     }
 
@@ -194,14 +210,15 @@ public final class S3Client: Sendable {
 
     func sendOnce(
         method: String, key: String, query: [(String, String)] = [], headers: [HTTPHeader] = [],
-        body: HTTPRequestBody = .none, sink: HTTPResponseSink
+        body: HTTPRequestBody = .none, sink: HTTPResponseSink, requiredRangeStart: Int64? = nil
     ) async throws(S3Error) -> HTTPResponse {
-        let request = HTTPRequest(
+        var request = HTTPRequest(
             method: method, url: config.url(forKey: key, query: query),
             headers: headers + [HTTPHeader("x-amz-content-sha256", "UNSIGNED-PAYLOAD")], body: body,
             credentials: .awsSigV4(region: config.region, service: "s3", accessKey: config.accessKey,
                                    secretKey: config.secretKey),
             connectTimeout: config.connectTimeout, idleTimeout: config.idleTimeout)
+        request.requiredRangeStart = requiredRangeStart
         let response: HTTPResponse
         do {
             response = try await http.send(request, sink: sink)
