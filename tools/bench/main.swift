@@ -5,6 +5,7 @@
 //   inplace-bench s3-get KEY OUTPUT          (S3 settings from the environment, as in .testbed/env)
 //   inplace-bench s3-put KEY FILE
 //   inplace-bench s3-delete KEY
+//   inplace-bench plan TABLES PARTS_PER_TABLE
 //   inplace-bench s3-extract KEY PART TARGET
 //   inplace-bench archive PART FOLDER OUTPUT COMPRESSION
 import Foundation
@@ -64,6 +65,46 @@ func timed(_ body: () async throws -> Void) async rethrows -> Double {
     return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 }
 
+func benchPlan(tables: Int, partsPerTable: Int) {
+    let query = "CREATE TABLE db.t (`d` Date, `id` UInt64, `s` String) ENGINE = MergeTree PARTITION BY toYYYYMM(d) ORDER BY id"
+    var backup: [BackupTableState] = []
+    var live: [TableKey: LiveState.Table] = [:]
+    backup.reserveCapacity(tables)
+    for table in 0..<tables {
+        var backupParts: [BackupTableState.Part] = []
+        var liveParts: [LiveState.Part] = []
+        backupParts.reserveCapacity(partsPerTable)
+        liveParts.reserveCapacity(partsPerTable)
+        for part in 0..<partsPerTable {
+            let partition = "2024\(String(format: "%02d", part % 12 + 1))"
+            let hash = String(format: "%016llx%016llx", UInt64(table), UInt64(part))
+            backupParts.append(.init(name: "\(partition)_\(part + 1)_\(part + 1)_0", disk: "default", hash: hash,
+                                     checksumsCRC: nil, bytes: 1 << 20))
+            let changed = part % 20 == 0
+            liveParts.append(.init(name: "\(partition)_\(part + 1000)_\(part + 1000)_0", partitionID: partition,
+                                   disk: "default", hash: changed ? hash + "x" : hash, bytes: 1 << 20))
+        }
+        let name = "t\(table)"
+        backup.append(BackupTableState(database: "db", table: name, query: query, parts: backupParts,
+                                       currentParts: backupParts))
+        live[TableKey("db", name)] = .init(engine: "MergeTree", createQuery: query, parts: liveParts)
+    }
+    let state = LiveState(databases: ["db": "Atomic"], tables: live, disks: ["default": 1 << 50])
+    let rssBefore = maxRSS()
+    let clock = ContinuousClock()
+    let started = clock.now
+    let plan = Planner.plan(backup: backup, live: state)
+    let elapsed = clock.now - started
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let downloads = plan.tables.reduce(0) { $0 + $1.download.count }
+    let keeps = plan.tables.reduce(0) { $0 + $1.keep.count }
+    guard downloads == tables * ((partsPerTable + 19) / 20), keeps + downloads == tables * partsPerTable else {
+        fail("unexpected plan: \(keeps) kept, \(downloads) downloaded")
+    }
+    report(["benchmark": "plan", "tables": tables, "parts": tables * partsPerTable, "seconds": seconds,
+            "max_rss_bytes": maxRSS(), "rss_before_planning_bytes": rssBefore, "kept": keeps, "downloaded": downloads])
+}
+
 let arguments = CommandLine.arguments.dropFirst()
 do {
     switch arguments.first {
@@ -103,6 +144,12 @@ do {
         let size = try ArchiveWriter.write(parts: [(rest[0], rest[1])], to: rest[2], compression: compression,
                                            leadingSlash: true)
         report(["benchmark": "archive", "bytes": size])
+    case "plan":
+        // Plans TABLES tables of PARTS parts each, from metadata already in memory: 95% of each
+        // table's parts are live under other names, 5% differ (drop and download).
+        let rest = Array(arguments.dropFirst())
+        guard rest.count == 2, let tables = Int(rest[0]), let parts = Int(rest[1]) else { fail("usage: plan TABLES PARTS") }
+        benchPlan(tables: tables, partsPerTable: parts)
     case "s3-delete":
         let rest = Array(arguments.dropFirst())
         guard rest.count == 1 else { fail("usage: s3-delete KEY") }

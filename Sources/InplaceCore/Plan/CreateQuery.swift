@@ -19,6 +19,13 @@ public enum CreateQuery {
 
     /// The engine's name (`ReplicatedMergeTree`, `MergeTree`, `View`...), or nil.
     public static func engine(_ query: String) -> String? {
+        // ClickHouse writes the clause as " ENGINE = Name": when it appears exactly once, read the
+        // name straight after it (a million-part plan reads ten thousand of these).
+        let marker = " ENGINE = "
+        if let found = query.range(of: marker), query.range(of: marker, range: found.upperBound..<query.endIndex) == nil {
+            let name = query[found.upperBound...].prefix { $0.isLetter || $0.isNumber || $0 == "_" }
+            if !name.isEmpty { return String(name) }
+        }
         let tokens = tokenize(query)
         for index in tokens.indices where tokens[index].uppercased() == "ENGINE" && depth(tokens, before: index) == 0 {
             var next = index + 1

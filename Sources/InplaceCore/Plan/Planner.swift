@@ -112,32 +112,69 @@ public enum Planner {
         return plan
     }
 
+    /// A part's identity: partition id and content hash.
+    struct Identity: Hashable {
+        let partition: String
+        let content: String
+    }
+
+    /// Items grouped by identity, each group a queue in the items' order: `pop` hands out the
+    /// next unused item of an identity. Chains through one index array, so a million distinct
+    /// identities cost no array each.
+    struct IdentityQueues {
+        private var heads: [Identity: Int] = [:]
+        private var next: [Int]
+
+        init(_ keys: [Identity]) {
+            next = [Int](repeating: -1, count: keys.count)
+            heads.reserveCapacity(keys.count)
+            for index in keys.indices.reversed() {
+                next[index] = heads[keys[index]] ?? -1
+                heads[keys[index]] = index
+            }
+        }
+
+        mutating func pop(_ key: Identity) -> Int? {
+            guard let head = heads[key], head >= 0 else { return nil }
+            heads[key] = next[head]
+            return head
+        }
+
+        /// Indices never popped.
+        var remaining: [Int] {
+            var indices: [Int] = []
+            for var index in heads.values {
+                while index >= 0 {
+                    indices.append(index)
+                    index = next[index]
+                }
+            }
+            return indices.sorted()
+        }
+    }
+
     /// Pairs parts with equal identity, counting duplicates; the rest are downloads and drops.
     private static func match(_ backupParts: [(name: PartName, part: BackupTableState.Part)], _ liveParts: [LiveState.Part], useCRC: Bool,
                               into plan: inout TablePlan) {
-        var liveByIdentity: [String: [LiveState.Part]] = [:]
-        liveByIdentity.reserveCapacity(liveParts.count)
-        for part in liveParts.sorted(by: { $0.name < $1.name }) {
+        // Live parts in the order given (system.parts order: partition, min block), so that equal
+        // identities pair in a stable order without sorting a million names.
+        var live = IdentityQueues(liveParts.map { part in
             let content = useCRC ? part.checksumsCRC.map { "crc64:\($0)" } : part.hash
-            liveByIdentity[part.partitionID + "\u{0}" + (content ?? "unknown live \(part.name)"), default: []].append(part)
-        }
-        var cursor: [String: Int] = [:]
+            return Identity(partition: part.partitionID, content: content ?? "unknown live \(part.name)")
+        })
+        plan.keep.reserveCapacity(backupParts.count)
         for (name, part) in backupParts {
             let content = identity(part, crc: useCRC)
-            let key = name.partitionID + "\u{0}" + (content ?? "unknown backup \(part.name)")
-            let used = cursor[key, default: 0]
-            if let candidates = liveByIdentity[key], used < candidates.count {
-                plan.keep.append(.init(backup: part.name, live: candidates[used].name))
-                cursor[key] = used + 1
+            if let index = live.pop(Identity(partition: name.partitionID, content: content ?? "unknown backup \(part.name)")) {
+                plan.keep.append(.init(backup: part.name, live: liveParts[index].name))
             } else {
                 plan.download.append(action(part, partition: name.partitionID, identity: content))
             }
         }
-        for (key, parts) in liveByIdentity {
-            for part in parts.dropFirst(cursor[key, default: 0]) {
-                plan.drop.append(.init(name: part.name, partition: part.partitionID, disk: part.disk, bytes: part.bytes,
-                                       identity: useCRC ? part.checksumsCRC.map { "crc64:\($0)" } : part.hash))
-            }
+        for index in live.remaining {
+            let part = liveParts[index]
+            plan.drop.append(.init(name: part.name, partition: part.partitionID, disk: part.disk, bytes: part.bytes,
+                                   identity: useCRC ? part.checksumsCRC.map { "crc64:\($0)" } : part.hash))
         }
         plan.drop.sort { $0.name < $1.name }
     }
@@ -152,26 +189,19 @@ public enum Planner {
 
     /// Multiset difference by (partition, hash) between the parts live at backup time and now.
     private static func drift(current: [BackupTableState.Part], live: [LiveState.Part]) -> TablePlan.Drift {
-        var then: [String: [String]] = [:]
-        for part in current.sorted(by: { $0.name < $1.name }) {
-            then[(PartName(part.name)?.partitionID ?? "") + "\u{0}" + (part.hash ?? "?" + part.name), default: []]
-                .append(part.name)
-        }
+        var then = IdentityQueues(current.map {
+            Identity(partition: PartName($0.name)?.partitionID ?? "", content: $0.hash ?? "?" + $0.name)
+        })
         var added: [String] = []
-        for part in live.sorted(by: { $0.name < $1.name }) {
-            let key = part.partitionID + "\u{0}" + part.hash
-            if var names = then[key], !names.isEmpty {
-                names.removeFirst()
-                then[key] = names
-            } else {
-                added.append(part.name)
-            }
+        for part in live where then.pop(Identity(partition: part.partitionID, content: part.hash)) == nil {
+            added.append(part.name)
         }
-        return .init(added: added, gone: then.values.flatMap { $0 }.sorted())
+        return .init(added: added.sorted(), gone: then.remaining.map { current[$0].name }.sorted())
     }
 
     /// A short description of the first difference between the two column lists, or nil.
     static func schemaDifference(backup: String, live: String) -> String? {
+        if backup == live { return nil }
         guard let wanted = CreateQuery.columns(backup), let have = CreateQuery.columns(live) else {
             return backup == live ? nil : "the column lists could not be read to compare"
         }
