@@ -1,0 +1,262 @@
+import CSQLite
+import Foundation
+
+/// The write-ahead journal of restores: one SQLite file (WAL, mode 0600), the only owner of its
+/// connection.
+///
+/// 1. Opening creates the file owner-only, takes an exclusive lock on `<file>.lock` (unless
+///    read-only: `journal show` reads while a restore runs), applies the embedded migrations, and
+///    refuses a journal written by a newer `inplace`.
+/// 2. Every state change of an event is one committed transaction that updates the event and
+///    appends to `transitions`; the caller journals `started` before a side effect and
+///    `done`/`failed` after it.
+/// 3. A `plan-table` event commits the events it emits in the same transaction that marks it done.
+public actor Journal {
+    public nonisolated let path: String
+    private let db: SQLiteConnection
+    private let lockDescriptor: Int32
+    private var transitionsCommitted = 0
+    /// A test-only switch: the process kills itself with SIGKILL right after this many
+    /// transitions (INPLACE_TEST_CRASH_AFTER_TRANSITION), to prove resume at every step.
+    private let crashAfter: Int?
+
+    public static var knownVersion: Int { JournalMigrations.all.count }
+
+    public init(path: String, readOnly: Bool = false,
+                environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        self.path = path
+        if !readOnly {
+            let folder = (path as NSString).deletingLastPathComponent
+            if !folder.isEmpty && !FileManager.default.fileExists(atPath: folder) {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
+            }
+            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
+                throw JournalError(.sqlite, "cannot create the journal \(path): \(String(cString: strerror(errno)))")
+            }
+            close(fd)
+            let lock = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard lock >= 0 else {
+                throw JournalError(.sqlite, "cannot create \(path).lock: \(String(cString: strerror(errno)))")
+            }
+            guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+                close(lock)
+                throw JournalError(.locked, "another inplace process is using the journal \(path); wait for it to finish (or stop it), then resume")
+            }
+            lockDescriptor = lock
+        } else {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw JournalError(.notFound, "no journal at \(path); pass --journal PATH")
+            }
+            lockDescriptor = -1
+        }
+        do {
+            db = try SQLiteConnection(path: path, readOnly: readOnly, busyTimeout: .seconds(10))
+            try Self.migrate(db, readOnly: readOnly, path: path)
+        } catch let error as SQLiteError {
+            if lockDescriptor >= 0 { close(lockDescriptor) }
+            if error.primaryCode == SQLITE_NOTADB {
+                throw JournalError(.notAJournal, "\(path) is not an inplace journal (not a SQLite database); pass another --journal")
+            }
+            throw JournalError(.sqlite, "journal \(path): \(error)")
+        } catch {
+            if lockDescriptor >= 0 { close(lockDescriptor) }
+            throw error
+        }
+        crashAfter = environment["INPLACE_TEST_CRASH_AFTER_TRANSITION"].flatMap { Int($0) }
+    }
+
+    deinit {
+        if lockDescriptor >= 0 { close(lockDescriptor) }
+    }
+
+    private static func migrate(_ db: SQLiteConnection, readOnly: Bool, path: String) throws {
+        let version = Int(try db.queryScalarInt("PRAGMA user_version") ?? 0)
+        if version > knownVersion {
+            throw JournalError(.newerSchema(found: version, known: knownVersion),
+                               "the journal \(path) was written by a newer inplace (schema \(version), this one knows \(knownVersion)); use that version")
+        }
+        if version == 0 {
+            let tables = try db.queryScalarInt("SELECT count(*) FROM sqlite_master") ?? 0
+            if tables > 0 {
+                throw JournalError(.notAJournal, "\(path) is a SQLite database but not an inplace journal; pass another --journal")
+            }
+        }
+        guard version < knownVersion else { return }
+        guard !readOnly else {
+            throw JournalError(.notAJournal, "\(path) has journal schema \(version), older than \(knownVersion); open it read-write once to upgrade")
+        }
+        try db.transaction {
+            for (index, migration) in JournalMigrations.all.enumerated() where index >= version {
+                try db.execute(migration.sql)
+            }
+            try db.execute("PRAGMA user_version = \(knownVersion)")
+        }
+    }
+
+    static func now() -> String { BackupMetadata.formatDate(Date()) }
+
+    // MARK: Runs
+
+    public func createRun(backup: String, source: String, options: String) throws -> Int64 {
+        let now = Self.now()
+        try db.run("""
+            INSERT INTO runs (backup, source, options, tool_version, state, started_at, updated_at)
+            VALUES (?, ?, ?, ?, 'running', ?, ?)
+            """, backup, source, options, InplaceVersion.current, now, now)
+        return db.lastInsertRowID
+    }
+
+    public func setRunState(_ run: Int64, _ state: RunState) throws {
+        let now = Self.now()
+        let finished: String? = [.done, .partlyFailed, .failed].contains(state) ? now : nil
+        try db.run("UPDATE runs SET state = ?, updated_at = ?, finished_at = ? WHERE id = ?", state.rawValue, now,
+                   finished, run)
+    }
+
+    public func runs() throws -> [JournalRun] {
+        try db.query("SELECT id, backup, source, options, tool_version, state, started_at, updated_at, finished_at FROM runs ORDER BY id",
+                     bindings: [], transform: Self.run)
+    }
+
+    public func run(_ id: Int64) throws -> JournalRun? {
+        try db.query("SELECT id, backup, source, options, tool_version, state, started_at, updated_at, finished_at FROM runs WHERE id = ?",
+                     bindings: [id], transform: Self.run).first
+    }
+
+    /// The newest run that did not finish (running or interrupted), of this backup and options when given.
+    public func unfinishedRun(backup: String? = nil, options: String? = nil) throws -> JournalRun? {
+        try runs().reversed().first {
+            ($0.state == .running || $0.state == .interrupted || $0.state == .partlyFailed)
+                && (backup == nil || $0.backup == backup) && (options == nil || $0.options == options)
+        }
+    }
+
+    // MARK: Events
+
+    /// Journals events as pending, in one transaction; returns their ids.
+    @discardableResult
+    public func addEvents(_ run: Int64, _ events: [NewEvent]) throws -> [Int64] {
+        try db.transaction { try insert(run, events) }
+    }
+
+    private func insert(_ run: Int64, _ events: [NewEvent]) throws -> [Int64] {
+        let now = Self.now()
+        var ids: [Int64] = []
+        ids.reserveCapacity(events.count)
+        for event in events {
+            try db.run("""
+                INSERT INTO events (run_id, kind, database_name, table_name, part, disk, bytes, identity, expected_count,
+                                    sequence, state, detail, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)
+                """, bindings: [run, event.kind.rawValue, event.database, event.table, event.part, event.disk, event.bytes,
+                                event.identity, event.expectedCount, event.sequence, event.detail, now, now])
+            let id = db.lastInsertRowID
+            try db.run("INSERT INTO transitions (event_id, at, from_state, to_state, detail) VALUES (?, ?, NULL, 'pending', NULL)",
+                       id, now)
+            ids.append(id)
+        }
+        return ids
+    }
+
+    /// Changes an event's state (and what else is given) and appends the transition, in one
+    /// committed transaction.
+    public func transition(
+        _ event: Int64, to state: EventState, detail: String? = nil, error: String? = nil, newPart: String? = nil,
+        path: String? = nil, countAttempt: Bool = false
+    ) throws {
+        try db.transaction { try applyTransition(event, to: state, detail: detail, error: error, newPart: newPart, path: path,
+                                                 countAttempt: countAttempt) }
+        committed()
+    }
+
+    /// Marks a plan-table event done and journals the events it emits, in one transaction.
+    @discardableResult
+    public func completePlanTable(_ event: Int64, run: Int64, emitting events: [NewEvent], detail: String?) throws -> [Int64] {
+        let ids = try db.transaction { () throws -> [Int64] in
+            let ids = try insert(run, events)
+            try applyTransition(event, to: .done, detail: detail, error: nil, newPart: nil, path: nil, countAttempt: false)
+            return ids
+        }
+        committed()
+        return ids
+    }
+
+    private func applyTransition(
+        _ event: Int64, to state: EventState, detail: String?, error: String?, newPart: String?, path: String?,
+        countAttempt: Bool
+    ) throws {
+        let now = Self.now()
+        let from = try db.queryScalarText("SELECT state FROM events WHERE id = ?", event)
+        try db.run("""
+            UPDATE events SET state = ?, updated_at = ?, attempts = attempts + ?,
+                last_error = CASE WHEN ? IS NULL THEN (CASE WHEN ? = 'done' THEN NULL ELSE last_error END) ELSE ? END,
+                new_part = coalesce(?, new_part), path = coalesce(?, path)
+            WHERE id = ?
+            """, bindings: [state.rawValue, now, countAttempt ? 1 : 0, error, state.rawValue, error, newPart, path, event])
+        try db.run("INSERT INTO transitions (event_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)",
+                   bindings: [event, now, from, state.rawValue, detail ?? error])
+    }
+
+    private func committed() {
+        transitionsCommitted += 1
+        if let crashAfter, transitionsCommitted == crashAfter {
+            kill(getpid(), SIGKILL)
+        }
+    }
+
+    public func events(_ run: Int64, states: [EventState]? = nil) throws -> [JournalEvent] {
+        let all = try db.query("""
+            SELECT id, run_id, kind, database_name, table_name, part, disk, bytes, identity, expected_count, sequence,
+                   state, attempts, last_error, new_part, path, detail
+            FROM events WHERE run_id = ? ORDER BY id
+            """, bindings: [run], transform: Self.event)
+        guard let states else { return all }
+        return all.filter { states.contains($0.state) }
+    }
+
+    public func event(_ id: Int64) throws -> JournalEvent? {
+        try db.query("""
+            SELECT id, run_id, kind, database_name, table_name, part, disk, bytes, identity, expected_count, sequence,
+                   state, attempts, last_error, new_part, path, detail
+            FROM events WHERE id = ?
+            """, bindings: [id], transform: Self.event).first
+    }
+
+    public func transitions(_ event: Int64) throws -> [JournalTransition] {
+        try db.query("SELECT id, event_id, at, from_state, to_state, detail FROM transitions WHERE event_id = ? ORDER BY id",
+                     bindings: [event]) { row in
+            JournalTransition(id: row.int64(0), eventID: row.int64(1), at: row.string(2) ?? "",
+                              from: row.string(3).flatMap(EventState.init(rawValue:)),
+                              to: EventState(rawValue: row.string(4) ?? "") ?? .pending, detail: row.string(5))
+        }
+    }
+
+    /// Transitions of a whole run, in commit order (for checks and `journal show`).
+    public func transitions(run: Int64) throws -> [JournalTransition] {
+        try db.query("""
+            SELECT t.id, t.event_id, t.at, t.from_state, t.to_state, t.detail FROM transitions t
+            JOIN events e ON e.id = t.event_id WHERE e.run_id = ? ORDER BY t.id
+            """, bindings: [run]) { row in
+            JournalTransition(id: row.int64(0), eventID: row.int64(1), at: row.string(2) ?? "",
+                              from: row.string(3).flatMap(EventState.init(rawValue:)),
+                              to: EventState(rawValue: row.string(4) ?? "") ?? .pending, detail: row.string(5))
+        }
+    }
+
+    private static func run(_ row: SQLiteRow) -> JournalRun {
+        JournalRun(id: row.int64(0), backup: row.string(1) ?? "", source: row.string(2) ?? "", options: row.string(3) ?? "",
+                   toolVersion: row.string(4) ?? "", state: RunState(rawValue: row.string(5) ?? "") ?? .failed,
+                   startedAt: row.string(6) ?? "", updatedAt: row.string(7) ?? "", finishedAt: row.string(8))
+    }
+
+    private static func event(_ row: SQLiteRow) -> JournalEvent {
+        JournalEvent(
+            id: row.int64(0), runID: row.int64(1), kind: EventKind(rawValue: row.string(2) ?? "") ?? .planTable,
+            database: row.string(3) ?? "", table: row.string(4) ?? "", part: row.string(5), disk: row.string(6),
+            bytes: row.int64(7), identity: row.string(8), expectedCount: row.isNull(9) ? nil : row.int(9),
+            sequence: row.int(10), state: EventState(rawValue: row.string(11) ?? "") ?? .pending, attempts: row.int(12),
+            lastError: row.string(13), newPart: row.string(14), path: row.string(15), detail: row.string(16))
+    }
+}

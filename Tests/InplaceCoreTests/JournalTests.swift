@@ -1,0 +1,109 @@
+import CSQLite
+import Foundation
+import Testing
+
+@testable import InplaceCore
+
+@Suite("The restore journal (real SQLite files)")
+struct JournalTests {
+    @Test("the embedded migrations are the files in journal-schema/ (else run tools/generate-journal-migrations)")
+    func embeddedMigrationsMatchFiles() throws {
+        let folder = TestBed.repositoryRoot.appendingPathComponent("journal-schema")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(files == JournalMigrations.all.map(\.file),
+                "journal-schema/ and the embedded copy differ: run tools/generate-journal-migrations")
+        for (file, sql) in JournalMigrations.all {
+            let text = try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8)
+            #expect(text.trimmingCharacters(in: .newlines) == sql.trimmingCharacters(in: .newlines),
+                    "\(file) differs from its embedded copy: run tools/generate-journal-migrations")
+        }
+    }
+
+    @Test("a new journal is owner-only, in WAL mode, at the known schema version")
+    func createsOwnerOnly() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path("sub/journal.sqlite")
+        let journal = try Journal(path: path)
+        _ = try await journal.createRun(backup: "b", source: "local", options: "{}")
+        var info = stat()
+        #expect(stat(path, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o600)
+        #expect(stat(folder.path("sub"), &info) == 0 && info.st_mode & 0o077 == 0)
+        let raw = try SQLiteConnection(path: path, readOnly: true)
+        #expect(try raw.queryScalarText("PRAGMA journal_mode") == "wal")
+        #expect(try raw.queryScalarInt("PRAGMA user_version") == Int64(Journal.knownVersion))
+    }
+
+    @Test("a second writer on the same journal gets a clear error; readers are allowed")
+    func oneWriterAtATime() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path("j.sqlite")
+        let first = try Journal(path: path)
+        do {
+            _ = try Journal(path: path)
+            Issue.record("two writers opened one journal")
+        } catch let error as JournalError {
+            #expect(error.kind == .locked)
+            #expect(error.message.contains("another inplace process"))
+        }
+        let reader = try Journal(path: path, readOnly: true)
+        #expect(try await reader.runs().isEmpty)
+        _ = first
+    }
+
+    @Test("a file that is not a journal, and a journal from a newer inplace, are refused untouched")
+    func refusesForeignFiles() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let junk = folder.path("junk")
+        try Data(repeating: 7, count: 5000).write(to: URL(fileURLWithPath: junk))
+        #expect { try Journal(path: junk) } throws: { ($0 as? JournalError)?.kind == .notAJournal }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: junk)) == Data(repeating: 7, count: 5000))
+
+        let other = folder.path("other.sqlite")
+        do {
+            let db = try SQLiteConnection(path: other)
+            try db.execute("CREATE TABLE mine (x)")
+        }
+        #expect { try Journal(path: other) } throws: { ($0 as? JournalError)?.kind == .notAJournal }
+
+        let newer = folder.path("newer.sqlite")
+        do {
+            let db = try SQLiteConnection(path: newer)
+            try db.execute("CREATE TABLE runs (x); PRAGMA user_version = \(Journal.knownVersion + 1)")
+        }
+        #expect { try Journal(path: newer) } throws: {
+            ($0 as? JournalError)?.kind == .newerSchema(found: Journal.knownVersion + 1, known: Journal.knownVersion)
+        }
+    }
+
+    @Test("transitions are appended in order; plan-table commits its events with its own completion")
+    func transitionsAndPlanTable() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let journal = try Journal(path: folder.path("j.sqlite"))
+        let run = try await journal.createRun(backup: "b", source: "remote", options: "{\"full\":false}")
+        let plan = try await journal.addEvents(run, [NewEvent(kind: .planTable, database: "d", table: "t")])[0]
+        try await journal.transition(plan, to: .started)
+        let emitted = try await journal.completePlanTable(plan, run: run, emitting: [
+            NewEvent(kind: .dropPart, database: "d", table: "t", part: "all_1_1_0", sequence: 1),
+            NewEvent(kind: .downloadPart, database: "d", table: "t", part: "all_2_2_0", sequence: 2),
+        ], detail: "2 events")
+        #expect(emitted.count == 2)
+        try await journal.transition(emitted[0], to: .started, countAttempt: true)
+        try await journal.transition(emitted[0], to: .failed, error: "Code: 999")
+        try await journal.transition(emitted[0], to: .started, countAttempt: true)
+        try await journal.transition(emitted[0], to: .done)
+        let drop = try #require(try await journal.event(emitted[0]))
+        #expect(drop.state == .done && drop.attempts == 2 && drop.lastError == nil)
+        let steps = try await journal.transitions(emitted[0]).map(\.to)
+        #expect(steps == [.pending, .started, .failed, .started, .done])
+        #expect(try await journal.transitions(plan).map(\.to) == [.pending, .started, .done])
+        #expect(try await journal.events(run, states: [.pending]).map(\.id) == [emitted[1]])
+        try await journal.setRunState(run, .done)
+        #expect(try await journal.run(run)?.state == .done)
+        #expect(try await journal.unfinishedRun() == nil)
+    }
+}
