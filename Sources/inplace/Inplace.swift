@@ -13,7 +13,8 @@ struct Inplace: AsyncParsableCommand {
             Logs go to standard error; --json output goes to standard output alone.
             """,
         version: InplaceVersion.current,
-        subcommands: [ConfigCommand.self, Create.self, Upload.self, List.self, PlanCommand.self]
+        subcommands: [ConfigCommand.self, Create.self, Upload.self, List.self, PlanCommand.self, RestoreCommand.self,
+                      ResumeCommand.self, JournalCommand.self]
     )
 }
 

@@ -27,6 +27,9 @@ enum Exit {
     static let nothingMatched: Int32 = 9
     static let alreadyExists: Int32 = 10
     static let planRefused: Int32 = 11
+    static let restoreIncomplete: Int32 = 12
+    static let interrupted: Int32 = 13
+    static let journal: Int32 = 14
 
     /// Prints `error` for an operator and returns the exit code for it.
     static func report(_ error: any Error) -> ExitCode {
@@ -43,6 +46,7 @@ enum Exit {
             default: code = backupInvalid
             }
         case is ArchiveError: code = archiveRefused
+        case is JournalError: code = journal
         default: code = failure
         }
         FileHandle.standardError.write(Data("inplace: error: \(error)\n".utf8))

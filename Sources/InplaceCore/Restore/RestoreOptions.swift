@@ -1,0 +1,56 @@
+import Foundation
+
+/// The options of a restore, as journaled with its run (never a password or a secret).
+public struct RestoreOptions: Sendable, Codable, Equatable {
+    public var tables: String?
+    public var dropIfSchemaChanged: Bool
+    public var full: Bool
+    /// Restore data into existing tables only: no table is created.
+    public var dataOnly: Bool
+    /// Create missing tables only: no part is dropped or downloaded.
+    public var schemaOnly: Bool
+    public var ignoreDiskSpace: Bool
+    public var concurrency: Int
+
+    public init(tables: String? = nil, dropIfSchemaChanged: Bool = false, full: Bool = false, dataOnly: Bool = false,
+                schemaOnly: Bool = false, ignoreDiskSpace: Bool = false, concurrency: Int = 4) {
+        self.tables = tables
+        self.dropIfSchemaChanged = dropIfSchemaChanged
+        self.full = full
+        self.dataOnly = dataOnly
+        self.schemaOnly = schemaOnly
+        self.ignoreDiskSpace = ignoreDiskSpace
+        self.concurrency = concurrency
+    }
+
+    /// Stable JSON (sorted keys): two runs with equal options journal equal text.
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? encoder.encode(self)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+}
+
+/// A counting semaphore for async tasks: bounds transfers across all tables of a run.
+actor AsyncSemaphore {
+    private var available: Int
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(_ count: Int) { available = max(1, count) }
+
+    func acquire() async {
+        if available > 0 {
+            available -= 1
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty {
+            available += 1
+        } else {
+            waiters.removeFirst().resume()
+        }
+    }
+}

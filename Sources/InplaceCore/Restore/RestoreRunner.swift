@@ -1,0 +1,109 @@
+import Foundation
+import Logging
+
+/// Executes a restore as journaled events, and resumes one from its journal.
+///
+/// 1. A run is journaled with one `plan-table` event per table to change (its `TablePlan` as
+///    JSON in the event).
+/// 2. Tables run several at once. A table's `plan-table` emits its events (create-table, drops,
+///    then download/attach pairs in partition and min-block order) in the transaction that marks
+///    it done; a refused table's `plan-table` fails with the reason.
+/// 3. Per table: create (or recreate) the table, then every drop, then downloads (bounded across
+///    the run) into a staging folder on the table's disk, renamed into `detached/` when
+///    complete, each followed in order by its ATTACH PART, verified (hash equal to the backup's,
+///    CHECK TABLE ... PART passes) before it is done.
+/// 4. Each event is journaled `started` before its side effect and `done` or `failed` after it;
+///    failures are retried with backoff a bounded number of times. Cancellation marks events in
+///    flight `interrupted`.
+/// 5. Resume re-reads the events, checks each started or interrupted one against ClickHouse and
+///    the disk (see journal-schema/README.md), and carries on.
+public struct RestoreRunner: Sendable {
+    let client: ClickHouseClient
+    let source: any BackupSource
+    let journal: Journal
+    let disks: [ClickHouseCatalog.Disk]
+    let retry: RetryPolicy
+    let logger: Logger
+
+    public init(client: ClickHouseClient, source: any BackupSource, journal: Journal, disks: [ClickHouseCatalog.Disk],
+                retry: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(500), maxDelay: .seconds(10)),
+                logger: Logger = Logger(label: "inplace.restore")) {
+        self.client = client
+        self.source = source
+        self.journal = journal
+        self.disks = disks
+        self.retry = retry
+        self.logger = logger
+    }
+
+    /// Journals a new run for `planned` and executes it.
+    public func start(_ planned: PlanBuilder.Result, options: RestoreOptions) async throws -> RestoreSummary {
+        let run = try await journal.createRun(backup: source.name, source: source.location.rawValue, options: options.json)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let tables = planned.plan.tables.filter { !$0.isNoOp || $0.refused != nil }
+        var events: [NewEvent] = []
+        for table in tables {
+            events.append(NewEvent(kind: .planTable, database: table.database, table: table.table,
+                                   detail: String(decoding: try encoder.encode(table), as: UTF8.self)))
+        }
+        try await journal.addEvents(run, events)
+        logger.info("run \(run): \(tables.count) table(s) to change, journal \(journal.path)")
+        return try await execute(run, options: options)
+    }
+
+    /// Carries on an unfinished run from its journal.
+    public func resume(_ run: Int64, options: RestoreOptions) async throws -> RestoreSummary {
+        logger.info("resuming run \(run) from \(journal.path)")
+        try await journal.setRunState(run, .running)
+        return try await execute(run, options: options)
+    }
+
+    private func execute(_ run: Int64, options: RestoreOptions) async throws -> RestoreSummary {
+        let plans = try await journal.events(run).filter { $0.kind == .planTable }
+        let transfers = AsyncSemaphore(options.concurrency)
+        do {
+            _ = try await concurrentMap(plans, width: max(1, options.concurrency)) { planEvent in
+                try await TableRestore(runner: self, run: run, planEvent: planEvent, options: options,
+                                       transfers: transfers).execute()
+            }
+        } catch is CancellationError {
+            try await journal.setRunState(run, .interrupted)
+            throw CancellationError()
+        }
+        let summary = try await RestoreSummary.of(run, journal: journal)
+        try await journal.setRunState(run, summary.state)
+        return summary
+    }
+}
+
+/// What a run came to, from its journal.
+public struct RestoreSummary: Sendable, Codable, Equatable {
+    public var run: Int64
+    public var state: RunState
+    public var events: Int
+    public var done: Int
+    public var failed: Int
+    public var pending: Int
+    public var interrupted: Int
+    public var bytesDownloaded: Int64
+    public var failures: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case run, state, events, done, failed, pending, interrupted, failures
+        case bytesDownloaded = "bytes_downloaded"
+    }
+
+    static func of(_ run: Int64, journal: Journal) async throws -> RestoreSummary {
+        let events = try await journal.events(run)
+        let count = { (state: EventState) in events.filter { $0.state == state }.count }
+        let failed = events.filter { $0.state == .failed }
+        let state: RunState = failed.isEmpty && count(.done) == events.count ? .done
+            : count(.interrupted) > 0 ? .interrupted : .partlyFailed
+        return RestoreSummary(
+            run: run, state: state, events: events.count, done: count(.done), failed: failed.count,
+            pending: count(.pending) + count(.started), interrupted: count(.interrupted),
+            bytesDownloaded: events.filter { $0.kind == .downloadPart && $0.state == .done }.reduce(0) { $0 + $1.bytes },
+            failures: failed.map { "\($0.kind.rawValue) \($0.database).\($0.table)\($0.part.map { " " + $0 } ?? ""): \($0.lastError ?? "failed")" })
+    }
+}

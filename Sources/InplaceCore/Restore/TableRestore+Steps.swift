@@ -1,0 +1,213 @@
+import Foundation
+
+extension TableRestore {
+    // MARK: create-table
+
+    func createTable(_ event: JournalEvent) async throws -> ActionResult {
+        let statement = try JSONDecoder().decode(CreateStatement.self, from: Data((event.detail ?? "").utf8))
+        guard !statement.table.contains("[HIDDEN]") else {
+            throw BackupError(.invalidMetadata, "the backup's CREATE statement of \(event.database).\(event.table) hides secrets as [HIDDEN]; it cannot be created from this backup")
+        }
+        try await client.execute(statement.database)
+        if statement.dropFirst { try await client.execute("DROP TABLE IF EXISTS \(qualified) SYNC") }
+        try await client.execute(statement.table)
+        return ActionResult(detail: statement.dropFirst ? "dropped and created" : "created")
+    }
+
+    /// On resume: the table exists with the backup's columns and no parts yet (attaches come
+    /// after this event, so parts would mean the old table is still there).
+    func createTableDone(_ event: JournalEvent) async throws -> Bool {
+        let statement = try JSONDecoder().decode(CreateStatement.self, from: Data((event.detail ?? "").utf8))
+        let rows = try await client.tsvRows(
+            """
+            SELECT create_table_query,
+                   (SELECT count() FROM system.parts WHERE database = {db:String} AND table = {t:String} AND active)
+            FROM system.tables WHERE database = {db:String} AND name = {t:String}
+            """, as: LiveTableRow.self, settings: ["show_table_uuid_in_table_create_query_if_not_nil": "1"],
+            parameters: ["db": event.database, "t": event.table])
+        guard let live = rows.first else { return false }
+        return Planner.schemaDifference(backup: statement.table, live: live.query) == nil
+            && (!statement.dropFirst || live.parts == 0)
+    }
+
+    private struct LiveTableRow: TSVDecodable, Sendable {
+        let query: String
+        let parts: Int
+        init(row: TSVRow) throws {
+            query = try row.string(0)
+            parts = try row.int(1)
+        }
+    }
+
+    // MARK: drop-part
+
+    func dropPart(_ event: JournalEvent) async throws -> ActionResult {
+        let part = event.part ?? ""
+        _ = try PartName.validated(part, context: "drop-part")
+        try await client.execute("ALTER TABLE \(qualified) DROP PART \(ClickHouseSQL.string(part))")
+        return ActionResult()
+    }
+
+    func isActive(_ part: String) async throws -> Bool {
+        let count = try await client.execute(
+            "SELECT count() FROM system.parts WHERE database = {db:String} AND table = {t:String} AND name = {p:String} AND active",
+            parameters: ["db": planEvent.database, "t": planEvent.table, "p": part])
+        return Int(count.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 > 0
+    }
+
+    // MARK: download-part and attach-part
+
+    func downloadAndAttach(_ pairs: [(JournalEvent, JournalEvent)]) async throws {
+        let detached = try await detachedFolders()
+        // Downloads run ahead (bounded by the run's transfer slots); attaches follow in order.
+        try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+            var started = 0
+            var finished: [Int: Bool] = [:]
+            func startNext() {
+                guard started < pairs.count else { return }
+                let index = started
+                let (download, _) = pairs[index]
+                started += 1
+                group.addTask {
+                    if download.state == .done { return (index, true) }
+                    if download.state == .failed { return (index, false) }
+                    await transfers.acquire()
+                    defer { Task { await transfers.release() } }
+                    let folder = try detachedFolder(detached, disk: download.disk)
+                    let ok = try await perform(download,
+                                               check: { FileSystem.isFolder(folder + (download.part ?? "")) },
+                                               action: { try await self.download(download, into: folder) })
+                    return (index, ok)
+                }
+            }
+            for _ in 0..<max(1, options.concurrency) { startNext() }
+            for index in pairs.indices {
+                while finished[index] == nil {
+                    guard let (done, ok) = try await group.next() else { break }
+                    finished[done] = ok
+                    startNext()
+                }
+                let attach = pairs[index].1
+                guard attach.state != .done else { continue }
+                let folder = try detachedFolder(detached, disk: attach.disk)
+                guard finished[index] == true else {
+                    if attach.state != .failed {
+                        try await journal.transition(attach.id, to: .failed, error: "its download failed")
+                    }
+                    continue
+                }
+                try await attachPart(attach, download: pairs[index].0, folder: folder)
+            }
+        }
+    }
+
+    private func attachPart(_ attach: JournalEvent, download: JournalEvent, folder: String) async throws {
+        let part = attach.part ?? ""
+        if attach.state == .started || attach.state == .interrupted, !FileSystem.isFolder(folder + part) {
+            if try await liveCount(attach.identity) >= (attach.expectedCount ?? Int.max) {
+                try await journal.transition(attach.id, to: .done, detail: "found attached on resume")
+                return
+            }
+            // Gone from detached/ but not attached: fetch it again, then attach.
+            let refetch = try await journal.event(download.id) ?? download
+            try await journal.transition(refetch.id, to: .pending, detail: "part gone from detached/ before its attach")
+            var pending = refetch
+            pending.state = .pending
+            guard try await perform(pending, check: { false }, action: { try await self.download(pending, into: folder) })
+            else {
+                try await journal.transition(attach.id, to: .failed, error: "its download failed")
+                return
+            }
+        }
+        var fresh = attach
+        fresh.state = .pending  // reality already checked above
+        _ = try await perform(fresh, check: { false }, action: { try await self.attach(attach, folder: folder) })
+    }
+
+    private func download(_ event: JournalEvent, into detached: String) async throws -> ActionResult {
+        let part = event.part ?? ""
+        _ = try PartName.validated(part, context: "download-part")
+        guard let disk = runner.disks.first(where: { $0.name == event.disk }) else {
+            throw BackupError(.unsupportedDisk, "disk '\(event.disk ?? "")' is not on this server")
+        }
+        // Staging on the table's disk (so the final rename stays on one file system), owner-only.
+        let staging = disk.path + "backup/.inplace-staging/run-\(run)-event-\(event.id)"
+        try? FileManager.default.removeItem(atPath: staging)
+        try FileSystem.makeFolders(staging, mode: 0o700)
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        let fetched = try await runner.source.fetchPart(database: event.database, table: event.table,
+                                                        disk: event.disk ?? "default", part: part, into: staging)
+        let destination = detached + part
+        guard !FileSystem.exists(destination) else {
+            throw BackupError(.io, "\(destination) already exists and is not this restore's; attach or remove it, then replay")
+        }
+        guard rename(fetched.folder, destination) == 0 else {
+            throw FileSystem.ioError("cannot move \(fetched.folder) to \(destination)")
+        }
+        FileSystem.syncFolder(detached)
+        return ActionResult(detail: fetched.linked ? "hard-linked" : "\(fetched.bytes) bytes", path: destination)
+    }
+
+    private func attach(_ event: JournalEvent, folder: String) async throws -> ActionResult {
+        let part = event.part ?? ""
+        let answer = try await client.execute("ALTER TABLE \(qualified) ATTACH PART \(ClickHouseSQL.string(part))",
+                                              settings: ["alter_partition_verbose_result": "1"])
+        // command_type, partition_id, part_name, old_part_name
+        let fields = answer.split(separator: "\n").first?.split(separator: "\t", omittingEmptySubsequences: false) ?? []
+        let newName = fields.count >= 3 ? String(fields[2]) : part
+        try await verify(newName, identity: event.identity)
+        return ActionResult(detail: "attached as \(newName)", newPart: newName)
+    }
+
+    /// The attached part holds the backup's content and ClickHouse's CHECK passes; otherwise it
+    /// is detached again and the event fails (ATTACH accepts a flipped byte in a data file).
+    private func verify(_ part: String, identity: String?) async throws {
+        let hash = try await client.execute(
+            "SELECT lower(hash_of_all_files) FROM system.parts WHERE database = {db:String} AND table = {t:String} AND name = {p:String} AND active",
+            parameters: ["db": planEvent.database, "t": planEvent.table, "p": part]
+        ).trimmingCharacters(in: .whitespacesAndNewlines)
+        var problem: String?
+        if hash.isEmpty {
+            problem = "the attached part \(part) is not active"
+        } else if let identity, !identity.hasPrefix("crc64:"), hash != identity {
+            problem = "the attached part \(part) has hash \(hash), the backup's is \(identity)"
+        } else {
+            let check = try await client.execute("CHECK TABLE \(qualified) PART \(ClickHouseSQL.string(part))",
+                                                 settings: ["check_query_single_value_result": "0"])
+            let failed = check.split(separator: "\n").filter { $0.split(separator: "\t").dropFirst().first == "0" }
+            if !failed.isEmpty { problem = "CHECK TABLE failed for \(part): \(failed.joined(separator: "; "))" }
+        }
+        if let problem {
+            _ = try? await client.execute("ALTER TABLE \(qualified) DETACH PART \(ClickHouseSQL.string(part))")
+            throw BackupError(.missingData, "\(problem); the part was detached again")
+        }
+    }
+
+    /// Active parts of this table with the identity (hash, or CRC-64 of checksums.txt).
+    private func liveCount(_ identity: String?) async throws -> Int {
+        guard let identity else { return 0 }
+        let parts = try await ClickHouseCatalog(client: client).parts(of: [(planEvent.database, planEvent.table)])
+        if identity.hasPrefix("crc64:") {
+            return parts.filter { part in
+                (try? FileSystem.readFile(part.path + "checksums.txt")).map { "crc64:\(CRC64.checksum($0))" } == identity
+            }.count
+        }
+        return parts.filter { $0.hash == identity }.count
+    }
+
+    private func detachedFolders() async throws -> [String] {
+        let tables = try await ClickHouseCatalog(client: client).tables()
+        return tables.first { $0.database == planEvent.database && $0.name == planEvent.table }?.dataPaths ?? []
+    }
+
+    private func detachedFolder(_ dataPaths: [String], disk: String?) throws -> String {
+        guard let disk = runner.disks.first(where: { $0.name == (disk ?? "default") }),
+              let path = dataPaths.first(where: { $0.hasPrefix(disk.path) })
+        else {
+            throw BackupError(.unsupportedDisk, "\(planEvent.database).\(planEvent.table) has no data folder on disk '\(disk ?? "default")'")
+        }
+        let folder = (path.hasSuffix("/") ? path : path + "/") + "detached/"
+        try FileSystem.makeFolders(folder)
+        return folder
+    }
+}

@@ -1,0 +1,187 @@
+import Foundation
+import Logging
+
+/// The events of one table, run in order: plan-table, create-table, drops, then downloads
+/// (concurrent, bounded) each followed in order by its attach.
+struct TableRestore: Sendable {
+    let runner: RestoreRunner
+    let run: Int64
+    let planEvent: JournalEvent
+    let options: RestoreOptions
+    let transfers: AsyncSemaphore
+
+    var journal: Journal { runner.journal }
+    var client: ClickHouseClient { runner.client }
+    var qualified: String { ClickHouseSQL.qualified(planEvent.database, planEvent.table) }
+
+    func execute() async throws {
+        guard let events = try await planned() else { return }
+        var table = events.filter { $0.kind != .planTable }.sorted { ($0.sequence, $0.id) < ($1.sequence, $1.id) }
+        if let create = table.first(where: { $0.kind == .createTable }), create.state != .done {
+            guard try await perform(create, check: { try await createTableDone(create) }, action: { try await createTable(create) })
+            else { return }  // without its table, nothing else of it can run
+        }
+        for drop in table where drop.kind == .dropPart && drop.state != .done && drop.state != .failed {
+            _ = try await perform(drop, check: { try await !isActive(drop.part ?? "") },
+                                  action: { try await dropPart(drop) })
+        }
+        table = try await journal.events(run).filter {
+            $0.database == planEvent.database && $0.table == planEvent.table && $0.kind != .planTable
+        }.sorted { ($0.sequence, $0.id) < ($1.sequence, $1.id) }
+        let pairs = stride(from: 0, to: table.count, by: 1).compactMap { index -> (JournalEvent, JournalEvent)? in
+            guard table[index].kind == .downloadPart, index + 1 < table.count, table[index + 1].kind == .attachPart
+            else { return nil }
+            return (table[index], table[index + 1])
+        }
+        try await downloadAndAttach(pairs)
+    }
+
+    // MARK: plan-table
+
+    /// The table's events, planning them first when that has not happened yet; nil when refused.
+    private func planned() async throws -> [JournalEvent]? {
+        if planEvent.state != .done {
+            guard planEvent.state != .failed else { return nil }
+            try await journal.transition(planEvent.id, to: .started)
+            let plan = try JSONDecoder().decode(TablePlan.self, from: Data((planEvent.detail ?? "").utf8))
+            if let refused = plan.refused {
+                try await journal.transition(planEvent.id, to: .failed, error: "refused: \(refused)")
+                runner.logger.warning("\(planEvent.database).\(planEvent.table): refused: \(refused)")
+                return nil
+            }
+            let metadata = try await runner.source.tableMetadata(database: plan.database, table: plan.table)
+            let backup = try await runner.source.metadata()
+            let events = Self.events(for: plan, table: metadata, backup: backup, options: options)
+            try await journal.completePlanTable(planEvent.id, run: run, emitting: events,
+                                                detail: "\(events.count) event(s)")
+        }
+        return try await journal.events(run).filter {
+            $0.database == planEvent.database && $0.table == planEvent.table
+        }
+    }
+
+    /// The events a table plan emits, in execution order.
+    static func events(for plan: TablePlan, table: TableMetadata, backup: BackupMetadata, options: RestoreOptions)
+        -> [NewEvent]
+    {
+        var events: [NewEvent] = []
+        var sequence = 0
+        func add(_ event: NewEvent) {
+            var event = event
+            sequence += 1
+            event.sequence = sequence
+            events.append(event)
+        }
+        let db = plan.database, name = plan.table
+        if (plan.create || plan.recreate) && !options.dataOnly {
+            let engine = backup.databases?.first { $0.name == db }?.engine ?? "Atomic"
+            let statement = CreateStatement(
+                database: "CREATE DATABASE IF NOT EXISTS \(ClickHouseSQL.identifier(db))"
+                    + (engine.allSatisfy { $0.isLetter } ? " ENGINE = \(engine)" : ""),
+                dropFirst: plan.recreate, table: table.query)
+            add(NewEvent(kind: .createTable, database: db, table: name, detail: statement.json))
+        } else if plan.create {
+            return []  // --data: tables that do not exist are not created, nor filled
+        }
+        if options.schemaOnly { return events }
+        for part in plan.drop {
+            add(NewEvent(kind: .dropPart, database: db, table: name, part: part.name, disk: part.disk, bytes: part.bytes,
+                         identity: part.identity))
+        }
+        func identity(_ backupPart: String) -> String? {
+            plan.identity == "checksums"
+                ? table.checksums?[backupPart].map { "crc64:\($0)" } : table.hash_of_all_files?[backupPart]
+        }
+        var live: [String: Int] = [:]
+        for kept in plan.keep { if let id = identity(kept.backup) { live[id, default: 0] += 1 } }
+        for part in plan.download {
+            let id = part.identity ?? identity(part.name)
+            var expected: Int?
+            if let id {
+                live[id, default: 0] += 1
+                expected = live[id]
+            }
+            add(NewEvent(kind: .downloadPart, database: db, table: name, part: part.name, disk: part.disk,
+                         bytes: part.bytes, identity: id))
+            add(NewEvent(kind: .attachPart, database: db, table: name, part: part.name, disk: part.disk,
+                         bytes: part.bytes, identity: id, expectedCount: expected))
+        }
+        return events
+    }
+
+    // MARK: Running one event
+
+    /// Runs `event`: a started or interrupted one is first checked against reality (`check`);
+    /// then `action` with retries. Returns whether it ended done.
+    @discardableResult
+    func perform(_ event: JournalEvent, check: () async throws -> Bool, action: () async throws -> ActionResult)
+        async throws -> Bool
+    {
+        if event.state == .started || event.state == .interrupted {
+            if try await check() {
+                try await journal.transition(event.id, to: .done, detail: "found done on resume")
+                return true
+            }
+        }
+        var attempt = 0
+        while true {
+            attempt += 1
+            try await journal.transition(event.id, to: .started, countAttempt: true)
+            do {
+                let result = try await action()
+                try await journal.transition(event.id, to: .done, detail: result.detail, newPart: result.newPart,
+                                             path: result.path)
+                return true
+            } catch {
+                if Self.isCancellation(error) {
+                    try? await journal.transition(event.id, to: .interrupted, detail: "stopped by a signal")
+                    throw CancellationError()
+                }
+                let retryable = Self.isRetryable(error) && attempt < runner.retry.maxAttempts
+                if !retryable {
+                    try await journal.transition(event.id, to: .failed, error: "\(error)")
+                    runner.logger.error("\(event.kind.rawValue) \(event.database).\(event.table) \(event.part ?? ""): \(error)")
+                    return false
+                }
+                try await journal.transition(event.id, to: .failed, error: "attempt \(attempt): \(error)")
+                try await Task.sleep(for: runner.retry.delay(afterAttempt: attempt))
+            }
+        }
+    }
+
+    struct ActionResult {
+        var detail: String?
+        var newPart: String?
+        var path: String?
+    }
+
+    static func isCancellation(_ error: any Error) -> Bool {
+        if error is CancellationError { return true }
+        if let error = error as? ClickHouseError, error.kind == .cancelled { return true }
+        if let error = error as? S3Error, error.kind == .cancelled { return true }
+        return Task.isCancelled
+    }
+
+    static func isRetryable(_ error: any Error) -> Bool {
+        switch error {
+        case let error as ClickHouseError: error.isRetryable
+        case let error as S3Error: error.isRetryable
+        case let error as HTTPError: error.isRetryable
+        case let error as ArchiveError: error.kind == .corrupt && error.message.contains("download failed")
+        default: false
+        }
+    }
+}
+
+/// What a create-table event runs (journaled as JSON in the event).
+struct CreateStatement: Codable {
+    var database: String
+    var dropFirst: Bool
+    var table: String
+
+    var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+    }
+}

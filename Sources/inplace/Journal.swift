@@ -1,0 +1,163 @@
+import ArgumentParser
+import Foundation
+import InplaceCore
+
+struct JournalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "journal", abstract: "Inspect restore journals and replay failed steps.",
+        subcommands: [ListRuns.self, Show.self, Replay.self])
+
+    struct ListRuns: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the runs in the journal.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var journalOptions: JournalOptions
+        @Flag(help: "Print JSON on standard output.")
+        var json = false
+
+        func run() async throws {
+            try await runMapped {
+                let journal = try await openForReading(global, journalOptions)
+                let runs = try await journal.runs()
+                if json { return try printJSON(runs) }
+                for run in runs {
+                    print("\(run.id)\t\(run.backup)\t\(run.source)\t\(run.state.rawValue)\t\(run.startedAt)\t\(run.finishedAt ?? "-")")
+                }
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a run: summary, progress per table, failed steps; or one step's timeline with --event.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var journalOptions: JournalOptions
+        @Option(help: "Only steps in this state: pending, started, done, failed, interrupted.")
+        var state: EventState?
+        @Option(help: "Only steps of tables matching these globs on db.table.")
+        var table: String?
+        @Option(help: "The timeline of one step: every state change with its time and detail.")
+        var event: Int64?
+        @Flag(help: "Print JSON on standard output.")
+        var json = false
+        @Argument(help: "The run (default: the newest).")
+        var runID: Int64?
+
+        struct Report: Encodable {
+            struct Table: Encodable {
+                var database: String
+                var table: String
+                var events: Int
+                var done: Int
+                var failed: Int
+            }
+            var run: JournalRun
+            var tables: [Table]
+            var events: [JournalEvent]
+        }
+
+        struct Timeline: Encodable {
+            var event: JournalEvent
+            var transitions: [JournalTransition]
+        }
+
+        func run() async throws {
+            try await runMapped {
+                let journal = try await openForReading(global, journalOptions)
+                if let event {
+                    guard let found = try await journal.event(event) else {
+                        throw JournalError(.notFound, "the journal has no step \(event)")
+                    }
+                    let timeline = Timeline(event: found, transitions: try await journal.transitions(event))
+                    if json { return try printJSON(timeline) }
+                    print("step \(found.id): \(found.kind.rawValue) \(found.database).\(found.table) \(found.part ?? "") — \(found.state.rawValue), \(found.attempts) attempt(s)")
+                    for step in timeline.transitions {
+                        print("  \(step.at)  \(step.from?.rawValue ?? "-") -> \(step.to.rawValue)\(step.detail.map { "  \($0)" } ?? "")")
+                    }
+                    return
+                }
+                let runs = try await journal.runs()
+                guard let run = runID.flatMap({ id in runs.first { $0.id == id } }) ?? (runID == nil ? runs.last : nil) else {
+                    throw JournalError(.notFound, runID.map { "the journal has no run \($0)" } ?? "the journal has no run yet")
+                }
+                let pattern = TablePattern(table)
+                let all = try await journal.events(run.id).filter { pattern.matches(database: $0.database, table: $0.table) }
+                var tables: [Report.Table] = []
+                for (key, events) in Dictionary(grouping: all, by: { TableKey($0.database, $0.table) }).sorted(by: { $0.key < $1.key }) {
+                    tables.append(.init(database: key.database, table: key.table, events: events.count,
+                                        done: events.filter { $0.state == .done }.count,
+                                        failed: events.filter { $0.state == .failed }.count))
+                }
+                let listed = all.filter { state == nil ? $0.state == .failed : $0.state == state }
+                if json { return try printJSON(Report(run: run, tables: tables, events: listed)) }
+                print("run \(run.id): backup \(run.backup) (\(run.source)), \(run.state.rawValue); started \(run.startedAt)\(run.finishedAt.map { ", finished \($0)" } ?? ""); inplace \(run.toolVersion)")
+                print("options: \(run.options)")
+                for table in tables {
+                    print("  \(table.database).\(table.table): \(table.done)/\(table.events) done\(table.failed > 0 ? ", \(table.failed) failed" : "")")
+                }
+                if !listed.isEmpty { print(state == nil ? "failed steps:" : "\(state!.rawValue) steps:") }
+                for event in listed {
+                    print("  [\(event.id)] \(event.kind.rawValue) \(event.database).\(event.table) \(event.part ?? ""): \(event.state.rawValue)\(event.lastError.map { ": \($0)" } ?? "")")
+                }
+            }
+        }
+    }
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run failed steps of a run again, through the same checks, then finish the run.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var journalOptions: JournalOptions
+        @Flag(help: "Replay every failed step of the run.")
+        var failed = false
+        @Option(help: "Replay this one step.")
+        var event: Int64?
+        @Flag(help: "Print the summary as JSON on standard output.")
+        var json = false
+        @Argument(help: "The run.")
+        var runID: Int64
+
+        func validate() throws {
+            if failed == (event != nil) { throw ValidationError("give exactly one of --failed and --event ID") }
+        }
+
+        func run() async throws {
+            try await runMapped {
+                let config = try global.load()
+                let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
+                let layout = try await localLayout(client)
+                let journal = try Journal(path: journalOptions.path(layout))
+                guard let run = try await journal.run(runID) else {
+                    throw JournalError(.notFound, "the journal \(journal.path) has no run \(runID)")
+                }
+                let chosen = try await journal.events(run.id).filter {
+                    event == nil ? $0.state == .failed : $0.id == event
+                }
+                guard !chosen.isEmpty else {
+                    throw JournalError(.notFound, event.map { "run \(runID) has no step \($0)" } ?? "run \(runID) has no failed step")
+                }
+                for step in chosen where step.state != .done {
+                    try await journal.transition(step.id, to: .pending, detail: "replay requested")
+                }
+                let options = try JSONDecoder().decode(RestoreOptions.self, from: Data(run.options.utf8))
+                let source = try await openBackup(run.backup, from: BackupLocation(rawValue: run.source), layout: layout,
+                                                  remote: try remoteStore(config, required: run.source == "remote"))
+                let runner = RestoreRunner(client: client, source: source, journal: journal,
+                                           disks: try await ClickHouseCatalog(client: client).disks(),
+                                           retry: retryPolicy(config))
+                let summary = try await cancellable { try await runner.resume(run.id, options: options) }
+                try report(summary, json: json)
+                if summary.state != .done { throw ExitCode(Exit.restoreIncomplete) }
+            }
+        }
+    }
+}
+
+extension EventState: ExpressibleByArgument {}
+
+/// `journal list` and `show` read while a restore may be writing: no lock, read-only.
+func openForReading(_ global: GlobalOptions, _ options: JournalOptions) async throws -> Journal {
+    if let path = options.journal { return try Journal(path: path, readOnly: true) }
+    let config = try global.load()
+    let layout = try await localLayout(ClickHouseClient(endpoint: config.clickHouseEndpoint))
+    return try Journal(path: options.path(layout), readOnly: true)
+}

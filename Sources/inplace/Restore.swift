@@ -1,0 +1,169 @@
+import ArgumentParser
+import Foundation
+import InplaceCore
+
+/// Options shared by the commands that read or write the journal.
+struct JournalOptions: ParsableArguments {
+    @Option(help: "The journal file (default: <default disk path>/backup/inplace-journal.sqlite on the ClickHouse host).")
+    var journal: String?
+
+    func path(_ layout: LocalBackupLayout) -> String { journal ?? layout.root + "inplace-journal.sqlite" }
+}
+
+struct RestoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Make the live tables equal to a backup, in place, journaled and resumable.",
+        discussion: """
+            In place is the default: parts both sides hold by content are kept, live parts the backup lacks \
+            are dropped, the backup's missing parts are downloaded and attached. Every step is journaled; a \
+            restore stopped at any point (Ctrl-C, a crash) continues with `inplace resume` or by running the \
+            same restore again. Exit code 0 only when every step is done.
+            """)
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var journalOptions: JournalOptions
+    @Option(name: [.short, .long], help: "Comma-separated globs on db.table (default: every table in the backup).")
+    var tables: String?
+    @Option(help: "Read the backup from local or remote (default: local if it exists there, else remote).")
+    var from: BackupLocation?
+    @Flag(help: "Restore data into existing tables only; create no table.")
+    var data = false
+    @Flag(help: "Create missing tables only; change no data.")
+    var schema = false
+    @Flag(help: "Accepted as in clickhouse-backup; in-place is the default.")
+    var restoreInPlace = false
+    @Flag(help: "Drop and recreate tables whose columns differ from the backup's (else they are refused).")
+    var dropIfSchemaChanged = false
+    @Flag(help: "The classic restore: drop each selected table and restore all its parts.")
+    var full = false
+    @Flag(help: "Do not refuse the restore when a disk lacks the space it needs.")
+    var ignoreDiskSpace = false
+    @Option(help: "Transfers and tables at once (default: general.download_concurrency).")
+    var concurrency: Int?
+    @Flag(help: "Start a new run even when an unfinished run of this backup and options is in the journal.")
+    var newRun = false
+    @Flag(help: "Print the summary as JSON on standard output.")
+    var json = false
+    @Argument(help: "The backup's name.")
+    var name: String
+
+    func validate() throws {
+        if data && schema { throw ValidationError("--data and --schema exclude each other") }
+        if full && dropIfSchemaChanged { throw ValidationError("--full already recreates every table") }
+        if let concurrency, concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
+    }
+
+    func run() async throws {
+        try await runMapped {
+            let config = try global.load()
+            let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
+            let layout = try await localLayout(client)
+            let options = RestoreOptions(
+                tables: tables, dropIfSchemaChanged: dropIfSchemaChanged, full: full, dataOnly: data, schemaOnly: schema,
+                ignoreDiskSpace: ignoreDiskSpace, concurrency: concurrency ?? config.general.downloadConcurrency)
+            let source = try await openBackup(name, from: from, layout: layout,
+                                              remote: try remoteStore(config, required: from == .remote))
+            let journal = try Journal(path: journalOptions.path(layout))
+            let disks = try await ClickHouseCatalog(client: client).disks()
+            let runner = RestoreRunner(client: client, source: source, journal: journal, disks: disks,
+                                       retry: retryPolicy(config))
+            if !newRun, let unfinished = try await journal.unfinishedRun(backup: name, options: options.json) {
+                FileHandle.standardError.write(Data("inplace: run \(unfinished.id) of \(name) with these options did not finish; resuming it (pass --new-run to start over)\n".utf8))
+                try await finish(try await cancellable { try await runner.resume(unfinished.id, options: options) })
+                return
+            }
+            let planned = try await PlanBuilder(client: client).build(.init(
+                source: source, tables: TablePattern(tables), skipTables: config.clickhouse.skipTables,
+                options: PlanOptions(dropIfSchemaChanged: dropIfSchemaChanged, full: full, ignoreDiskSpace: ignoreDiskSpace),
+                concurrency: options.concurrency * 2))
+            if let refused = planned.plan.refused {
+                FileHandle.standardError.write(Data("inplace: error: nothing was changed: \(refused)\n".utf8))
+                throw ExitCode(Exit.planRefused)
+            }
+            try await finish(try await cancellable { try await runner.start(planned, options: options) })
+        }
+    }
+
+    func finish(_ summary: RestoreSummary) async throws {
+        try report(summary, json: json)
+        if summary.state != .done { throw ExitCode(Exit.restoreIncomplete) }
+    }
+}
+
+struct ResumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume", abstract: "Carry on an unfinished restore from its journal.")
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var journalOptions: JournalOptions
+    @Flag(help: "Print the summary as JSON on standard output.")
+    var json = false
+    @Argument(help: "The run to resume (default: the newest unfinished run).")
+    var runID: Int64?
+
+    func run() async throws {
+        try await runMapped {
+            let config = try global.load()
+            let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
+            let layout = try await localLayout(client)
+            let journal = try Journal(path: journalOptions.path(layout))
+            let run: JournalRun
+            if let runID {
+                guard let found = try await journal.run(runID) else {
+                    throw JournalError(.notFound, "the journal \(journal.path) has no run \(runID); see inplace journal list")
+                }
+                run = found
+            } else {
+                guard let found = try await journal.unfinishedRun() else {
+                    throw JournalError(.notFound, "the journal \(journal.path) has no unfinished run; nothing to resume")
+                }
+                run = found
+            }
+            let options = try JSONDecoder().decode(RestoreOptions.self, from: Data(run.options.utf8))
+            let source = try await openBackup(run.backup, from: BackupLocation(rawValue: run.source), layout: layout,
+                                              remote: try remoteStore(config, required: run.source == "remote"))
+            let runner = RestoreRunner(client: client, source: source, journal: journal,
+                                       disks: try await ClickHouseCatalog(client: client).disks(), retry: retryPolicy(config))
+            let summary = try await cancellable { try await runner.resume(run.id, options: options) }
+            try report(summary, json: json)
+            if summary.state != .done { throw ExitCode(Exit.restoreIncomplete) }
+        }
+    }
+}
+
+func retryPolicy(_ config: InplaceConfig) -> RetryPolicy {
+    RetryPolicy(maxAttempts: config.general.retriesOnFailure + 1, baseDelay: .milliseconds(200),
+                maxDelay: config.general.retriesPause)
+}
+
+func report(_ summary: RestoreSummary, json: Bool) throws {
+    if json {
+        try printJSON(summary)
+        return
+    }
+    var text = "run \(summary.run): \(summary.state.rawValue): \(summary.done) of \(summary.events) step(s) done, \(summary.failed) failed, \(summary.pending + summary.interrupted) left; \(summary.bytesDownloaded) bytes downloaded"
+    for failure in summary.failures.prefix(20) { text += "\n  failed: \(failure)" }
+    if summary.state != .done { text += "\nsee `inplace journal show \(summary.run)`; `inplace journal replay \(summary.run) --failed` retries failed steps" }
+    print(text)
+}
+
+/// Runs `body` in a task that SIGINT and SIGTERM cancel: steps in flight end as interrupted and
+/// the run can be resumed.
+func cancellable<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let task = Task { try await body() }
+    let sources = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number)
+        source.setEventHandler {
+            FileHandle.standardError.write(Data("inplace: signal \(number): stopping; steps in flight end as interrupted (resume with inplace resume)\n".utf8))
+            task.cancel()
+        }
+        source.resume()
+        return source
+    }
+    defer { sources.forEach { $0.cancel() } }
+    do {
+        return try await task.value
+    } catch is CancellationError {
+        throw ExitCode(Exit.interrupted)
+    }
+}
