@@ -1,0 +1,226 @@
+import Foundation
+import Testing
+
+@testable import InplaceCore
+
+private func q(_ name: String) -> String { ClickHouseSQL.identifier(name) }
+
+/// Three tables whose parts are known, the changes made to them after the backup, and the checks
+/// that a restored database equals the backup. Inserts are deterministic, so the same changed
+/// state can be rebuilt for every crash point against one backup (content hashes are equal).
+struct RestoreScenario {
+    let ch: ClickHouseClient
+    let db: String
+    static let months = ["2024-01", "2024-02", "2024-03", "2024-04"]
+    static let tables = ["a", "b", "c"]
+    /// Rows per table in the backup: 8 parts (2 per month) of 10 + index rows.
+    static let rowsPerTable = (0..<8).reduce(0) { $0 + 10 + $1 }
+
+    func createTable(_ table: String) async throws {
+        try await ch.execute("""
+            CREATE TABLE \(q(db)).\(q(table)) (d Date, id UInt64, s String) ENGINE = MergeTree
+            PARTITION BY toYYYYMM(d) ORDER BY id
+            """)
+        try await ch.execute("SYSTEM STOP MERGES \(q(db)).\(q(table))")
+    }
+
+    func insert(_ table: String, index: Int, month: String, base: Int) async throws {
+        try await ch.execute("""
+            INSERT INTO \(q(db)).\(q(table)) SELECT toDate('\(month)-01') + number % 28, number + \(base), toString(number * \(index + 3))
+            FROM numbers(\(10 + index))
+            """)
+    }
+
+    /// The state the backup is made of.
+    func original() async throws {
+        _ = try? await ch.execute("DROP DATABASE IF EXISTS \(q(db)) SYNC")
+        try await ch.execute("CREATE DATABASE \(q(db))")
+        for table in Self.tables {
+            try await createTable(table)
+            for index in 0..<8 { try await insert(table, index: index, month: Self.months[index / 2], base: index * 1000) }
+        }
+    }
+
+    /// The same, then changed: `a` lost 4 parts and gained 2, `b` was dropped, `c` emptied and
+    /// refilled with other rows.
+    func changed() async throws {
+        try await original()
+        let parts = try await ClickHouseCatalog(client: ch).parts(of: [(db, "a")]).map(\.name)
+        for part in parts.prefix(4) { try await ch.execute("ALTER TABLE \(q(db)).a DROP PART \(ClickHouseSQL.string(part))") }
+        try await insert("a", index: 20, month: "2024-05", base: 50_000)
+        try await insert("a", index: 21, month: "2024-01", base: 60_000)
+        try await ch.execute("DROP TABLE \(q(db)).b SYNC")
+        try await ch.execute("TRUNCATE TABLE \(q(db)).c SYNC")
+        for index in 30..<33 { try await insert("c", index: index, month: "2024-02", base: index * 1000) }
+    }
+
+    /// Differences between the live tables and the backup (empty when equal): parts compared as
+    /// multisets of (partition, hash), and rows counted, with no duplicated id.
+    func differences(from backup: any BackupSource) async throws -> [String] {
+        var problems: [String] = []
+        let live = try await ClickHouseCatalog(client: ch).parts(of: Self.tables.map { (db, $0) })
+        for table in Self.tables {
+            let metadata = try await backup.tableMetadata(database: db, table: table)
+            let wanted = (metadata.parts?["default"] ?? []).map { "\(PartName($0.name)!.partitionID)/\(metadata.hash_of_all_files?[$0.name] ?? "?")" }.sorted()
+            let have = live.filter { $0.table == table }.map { "\($0.partitionID)/\($0.hash)" }.sorted()
+            if wanted != have { problems.append("\(table): parts \(have) instead of \(wanted)") }
+            guard let counts = try? await ch.execute("SELECT count(), uniqExact(id) FROM \(q(db)).\(q(table))")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            else {
+                problems.append("\(table): missing")
+                continue
+            }
+            if counts != "\(Self.rowsPerTable)\t\(Self.rowsPerTable)" {
+                problems.append("\(table): count and distinct ids \(counts), expected \(Self.rowsPerTable) each")
+            }
+        }
+        return problems
+    }
+}
+
+@Suite("Restore on the test bed: end to end, and killed at every step", .enabled(if: TestBed.shouldRun), .serialized)
+struct RestoreIntegrationTests {
+    let bed: TestBed
+    let ch: ClickHouseClient
+    let config: String
+
+    init() throws {
+        bed = try TestBed.load()
+        ch = try bed.clickHouse()
+        config = TestBed.envFile.replacingOccurrences(of: "/env", with: "/config.yml")
+    }
+
+    private func diskPath() async throws -> String {
+        try await ClickHouseCatalog(client: ch).disks().first { $0.name == "default" }!.path
+    }
+
+    /// What restores leave behind that they should not: staging folders, parts in detached/.
+    private func leftovers(_ scenario: RestoreScenario) async throws -> [String] {
+        var found: [String] = []
+        let staging = try await diskPath() + "backup/.inplace-staging"
+        found += ((try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? []).map { "staging/\($0)" }
+        for table in try await ClickHouseCatalog(client: ch).tables() where table.database == scenario.db {
+            for path in table.dataPaths {
+                found += ((try? FileManager.default.contentsOfDirectory(atPath: path + "detached")) ?? [])
+                    .map { "\(table.name)/detached/\($0)" }
+            }
+        }
+        return found
+    }
+
+    @Test("a restore makes every table equal to the backup, and a second restore does nothing")
+    func endToEnd() async throws {
+        let scenario = RestoreScenario(ch: ch, db: TestBed.uniqueName("it_restore"))
+        try await scenario.original()
+        let name = TestBed.uniqueName("rst")
+        let env = ["S3_PATH": "it/\(TestBed.uniqueName("rst"))"]
+        #expect(try CLI.run(["create", "--config", config, "--tables", "\(scenario.db).*", name], environment: env).status == 0)
+        try await scenario.changed()
+        let layout = LocalBackupLayout(disks: try await ClickHouseCatalog(client: ch).disks())
+        let backup = LocalBackupSource(name: name, layout: layout)
+        #expect(try await !scenario.differences(from: backup).isEmpty)
+
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let journal = folder.path("journal.sqlite")
+        let restored = try CLI.run(["restore", "--config", config, "--journal", journal, "--json", name], environment: env)
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(try await scenario.differences(from: backup) == [])
+        #expect(try await leftovers(scenario) == [])
+        let summary = try JSONDecoder().decode(RestoreSummary.self, from: Data(restored.stdout.utf8))
+        #expect(summary.state == .done && summary.failed == 0)
+        // a: 2 drops, 4 downloads + attaches; b: create, 8 + 8; c: 3 drops, 8 + 8; and 3 plan-table.
+        #expect(summary.events == 3 + (2 + 8) + (1 + 16) + (3 + 16))
+
+        let again = try CLI.run(["restore", "--config", config, "--journal", journal, "--json", name], environment: env)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try JSONDecoder().decode(RestoreSummary.self, from: Data(again.stdout.utf8)).events == 0)
+
+        // Every step's transitions are in order and complete.
+        let reader = try Journal(path: journal, readOnly: true)
+        for event in try await reader.events(summary.run) {
+            let steps = try await reader.transitions(event.id).map(\.to)
+            #expect(steps == [.pending, .started, .done], "\(event.kind.rawValue) \(event.part ?? "")")
+        }
+
+        // From S3 too: upload, remove the local copy, change the tables again, restore from remote.
+        #expect(try CLI.run(["upload", "--config", config, name], environment: env).status == 0)
+        try FileManager.default.removeItem(atPath: layout.folder(name))
+        try await scenario.changed()
+        let remote = try CLI.run(["restore", "--config", config, "--journal", journal, "--from", "remote", name],
+                                 environment: env)
+        #expect(remote.status == 0, "\(remote.stderr)")
+        let store = RemoteBackupStore(s3: try bed.s3(), path: env["S3_PATH"]!)
+        #expect(try await scenario.differences(from: RemoteBackupSource(name: name, store: store)) == [])
+        #expect(try await leftovers(scenario) == [])
+        _ = try? await ch.execute("DROP DATABASE \(q(scenario.db)) SYNC")
+    }
+
+    @Test("killed with SIGKILL after every transition, the restore resumes to the backup: nothing lost, duplicated or fetched twice")
+    func crashMatrix() async throws {
+        let scenario = RestoreScenario(ch: ch, db: TestBed.uniqueName("it_crash"))
+        try await scenario.original()
+        let name = TestBed.uniqueName("crash")
+        let env = ["S3_PATH": "it/\(TestBed.uniqueName("crash"))"]
+        #expect(try CLI.run(["create", "--config", config, "--tables", "\(scenario.db).*", name], environment: env).status == 0)
+        #expect(try CLI.run(["upload", "--config", config, name], environment: env).status == 0)
+        let layout = LocalBackupLayout(disks: try await ClickHouseCatalog(client: ch).disks())
+        try FileManager.default.removeItem(atPath: layout.folder(name))
+        let store = RemoteBackupStore(s3: try bed.s3(), path: env["S3_PATH"]!)
+        let backup = RemoteBackupSource(name: name, store: store)
+
+        var k = 1
+        var kills = 0
+        while true {
+            try await scenario.changed()
+            let folder = try TemporaryFolder()
+            defer { folder.remove() }
+            let journal = folder.path("journal.sqlite")
+            var crashEnv = env
+            crashEnv["INPLACE_TEST_CRASH_AFTER_TRANSITION"] = String(k)
+            let crashed = try CLI.run(["restore", "--config", config, "--journal", journal, name], environment: crashEnv)
+            if crashed.status == 0 {
+                #expect(try await scenario.differences(from: backup) == [])
+                break  // k is past the last transition: the matrix is complete
+            }
+            kills += 1
+            #expect(crashed.status == 9 || crashed.status == 137, "k=\(k): \(crashed.stderr)")
+            let resumed = try CLI.run(["resume", "--config", config, "--journal", journal], environment: env)
+            #expect(resumed.status == 0, "k=\(k): \(resumed.stdout) \(resumed.stderr)")
+            #expect(try await scenario.differences(from: backup) == [], "k=\(k)")
+            #expect(try await leftovers(scenario) == [], "k=\(k)")
+            // No completed download was fetched again; every step ended done.
+            let reader = try Journal(path: journal, readOnly: true)
+            for event in try await reader.events(1) {
+                let steps = try await reader.transitions(event.id).map(\.to)
+                #expect(steps.last == .done, "k=\(k) \(event.kind.rawValue) \(event.part ?? ""): \(steps)")
+                if event.kind == .downloadPart, let first = steps.firstIndex(of: .done) {
+                    #expect(!steps[(first + 1)...].contains(.started), "k=\(k): download of \(event.part ?? "") repeated")
+                }
+            }
+            k += 1
+        }
+        #expect(kills >= 90, "the matrix covered \(kills) crash points")
+        _ = try? await ch.execute("DROP DATABASE \(q(scenario.db)) SYNC")
+    }
+}
+
+extension CLI {
+    /// Runs the binary and kills it with SIGKILL after `delay` (a crash at a random moment).
+    static func runKilled(after delay: Duration, _ arguments: [String], environment: [String: String]) throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for key in env.keys where key.hasPrefix("CLICKHOUSE_") || key.hasPrefix("S3_") { env[key] = nil }
+        env.merge(environment) { $1 }
+        process.environment = env
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        usleep(useconds_t(delay.components.seconds * 1_000_000 + delay.components.attoseconds / 1_000_000_000_000))
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
