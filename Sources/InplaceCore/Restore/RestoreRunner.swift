@@ -60,6 +60,7 @@ public struct RestoreRunner: Sendable {
     }
 
     private func execute(_ run: Int64, options: RestoreOptions) async throws -> RestoreSummary {
+        removeStaging(of: run)
         let plans = try await journal.events(run).filter { $0.kind == .planTable }
         let transfers = AsyncSemaphore(options.concurrency)
         do {
@@ -71,9 +72,24 @@ public struct RestoreRunner: Sendable {
             try await journal.setRunState(run, .interrupted)
             throw CancellationError()
         }
+        removeStaging(of: run)
         let summary = try await RestoreSummary.of(run, journal: journal)
         try await journal.setRunState(run, summary.state)
         return summary
+    }
+}
+
+extension RestoreRunner {
+    /// Staging folders of `run` left by a process that was killed mid-download. Only one process
+    /// works on a journal, so none of them is in use when a run starts or ends.
+    func removeStaging(of run: Int64) {
+        for disk in disks {
+            let root = disk.path + "backup/.inplace-staging/"
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+            where entry.hasPrefix("run-\(run)-") {
+                try? FileManager.default.removeItem(atPath: root + entry)
+            }
+        }
     }
 }
 
