@@ -16,6 +16,8 @@ public actor Journal {
     private let db: SQLiteConnection
     private let lockDescriptor: Int32
     private var transitionsCommitted = 0
+    /// Time spent in this journal's SQLite work (for the journal-cost benchmark).
+    public private(set) var busy: Duration = .zero
     /// A test-only switch: the process kills itself with SIGKILL right after this many
     /// transitions (INPLACE_TEST_CRASH_AFTER_TRANSITION), to prove resume at every step.
     private let crashAfter: Int?
@@ -138,7 +140,9 @@ public actor Journal {
     /// Journals events as pending, in one transaction; returns their ids.
     @discardableResult
     public func addEvents(_ run: Int64, _ events: [NewEvent]) throws -> [Int64] {
-        try db.transaction { try insert(run, events) }
+        let started = ContinuousClock.now
+        defer { busy += ContinuousClock.now - started }
+        return try db.transaction { try insert(run, events) }
     }
 
     private func insert(_ run: Int64, _ events: [NewEvent]) throws -> [Int64] {
@@ -166,6 +170,8 @@ public actor Journal {
         _ event: Int64, to state: EventState, detail: String? = nil, error: String? = nil, newPart: String? = nil,
         path: String? = nil, countAttempt: Bool = false
     ) throws {
+        let started = ContinuousClock.now
+        defer { busy += ContinuousClock.now - started }
         try db.transaction { try applyTransition(event, to: state, detail: detail, error: error, newPart: newPart, path: path,
                                                  countAttempt: countAttempt) }
         committed()
@@ -174,6 +180,8 @@ public actor Journal {
     /// Marks a plan-table event done and journals the events it emits, in one transaction.
     @discardableResult
     public func completePlanTable(_ event: Int64, run: Int64, emitting events: [NewEvent], detail: String?) throws -> [Int64] {
+        let started = ContinuousClock.now
+        defer { busy += ContinuousClock.now - started }
         let ids = try db.transaction { () throws -> [Int64] in
             let ids = try insert(run, events)
             try applyTransition(event, to: .done, detail: detail, error: nil, newPart: nil, path: nil, countAttempt: false)
@@ -207,6 +215,8 @@ public actor Journal {
     }
 
     public func events(_ run: Int64, states: [EventState]? = nil) throws -> [JournalEvent] {
+        let started = ContinuousClock.now
+        defer { busy += ContinuousClock.now - started }
         let all = try db.query("""
             SELECT id, run_id, kind, database_name, table_name, part, disk, bytes, identity, expected_count, sequence,
                    state, attempts, last_error, new_part, path, detail

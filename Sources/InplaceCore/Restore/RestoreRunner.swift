@@ -60,23 +60,40 @@ public struct RestoreRunner: Sendable {
     }
 
     private func execute(_ run: Int64, options: RestoreOptions) async throws -> RestoreSummary {
+        let started = ContinuousClock.now
+        let journalBefore = await journal.busy
         removeStaging(of: run)
         let plans = try await journal.events(run).filter { $0.kind == .planTable }
         let transfers = AsyncSemaphore(options.concurrency)
+        let progress = RestoreProgress(logger: logger)
+        for plan in plans {
+            if let table = try? JSONDecoder().decode(TablePlan.self, from: Data((plan.detail ?? "").utf8)) {
+                await progress.add(steps: table.drop.count + 2 * table.download.count, bytes: table.downloadBytes, tables: 1)
+            }
+        }
+        let reporter = Task { await progress.report(every: .seconds(5)) }
+        defer { reporter.cancel() }
         do {
             _ = try await concurrentMap(plans, width: max(1, options.concurrency)) { planEvent in
                 try await TableRestore(runner: self, run: run, planEvent: planEvent, options: options,
-                                       transfers: transfers).execute()
+                                       transfers: transfers, progress: progress).execute()
+                await progress.tableDone()
             }
         } catch is CancellationError {
             try await journal.setRunState(run, .interrupted)
             throw CancellationError()
         }
         removeStaging(of: run)
-        let summary = try await RestoreSummary.of(run, journal: journal)
+        var summary = try await RestoreSummary.of(run, journal: journal)
         try await journal.setRunState(run, summary.state)
+        summary.seconds = (ContinuousClock.now - started).seconds
+        summary.journalSeconds = (await journal.busy - journalBefore).seconds
         return summary
     }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 extension RestoreRunner {
@@ -104,10 +121,14 @@ public struct RestoreSummary: Sendable, Codable, Equatable {
     public var interrupted: Int
     public var bytesDownloaded: Int64
     public var failures: [String]
+    /// Wall time of this process's work on the run, and the part of it spent in the journal.
+    public var seconds: Double = 0
+    public var journalSeconds: Double = 0
 
     enum CodingKeys: String, CodingKey {
-        case run, state, events, done, failed, pending, interrupted, failures
+        case run, state, events, done, failed, pending, interrupted, failures, seconds
         case bytesDownloaded = "bytes_downloaded"
+        case journalSeconds = "journal_seconds"
     }
 
     static func of(_ run: Int64, journal: Journal) async throws -> RestoreSummary {

@@ -9,6 +9,7 @@ struct TableRestore: Sendable {
     let planEvent: JournalEvent
     let options: RestoreOptions
     let transfers: AsyncSemaphore
+    let progress: RestoreProgress
 
     var journal: Journal { runner.journal }
     var client: ClickHouseClient { runner.client }
@@ -131,6 +132,7 @@ struct TableRestore: Sendable {
                 let result = try await action()
                 try await journal.transition(event.id, to: .done, detail: result.detail, newPart: result.newPart,
                                              path: result.path)
+                await progress.done(bytes: event.kind == .downloadPart ? event.bytes : 0)
                 return true
             } catch {
                 if Self.isCancellation(error) {
