@@ -226,6 +226,18 @@ public actor Journal {
         return all.filter { states.contains($0.state) }
     }
 
+    /// One table's events of a run, in order (an index serves it: a run of many tables does not
+    /// read every event per table).
+    public func events(_ run: Int64, database: String, table: String) throws -> [JournalEvent] {
+        let started = ContinuousClock.now
+        defer { busy += ContinuousClock.now - started }
+        return try db.query("""
+            SELECT id, run_id, kind, database_name, table_name, part, disk, bytes, identity, expected_count, sequence,
+                   state, attempts, last_error, new_part, path, detail
+            FROM events WHERE run_id = ? AND database_name = ? AND table_name = ? ORDER BY sequence, id
+            """, bindings: [run, database, table], transform: Self.event)
+    }
+
     public func event(_ id: Int64) throws -> JournalEvent? {
         try db.query("""
             SELECT id, run_id, kind, database_name, table_name, part, disk, bytes, identity, expected_count, sequence,

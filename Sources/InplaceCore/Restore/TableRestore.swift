@@ -22,13 +22,31 @@ struct TableRestore: Sendable {
             guard try await perform(create, check: { try await createTableDone(create) }, action: { try await createTable(create) })
             else { return }  // without its table, nothing else of it can run
         }
+        // Merges would replace parts while they are counted and attached: stopped on this table
+        // while it is restored, started again after (also after a failure; not after a crash:
+        // ClickHouse starts them again at its next restart, or the resumed run does).
+        let touchesParts = table.contains { $0.kind != .createTable && $0.state != .done }
+        if touchesParts { try await client.execute("SYSTEM STOP MERGES \(qualified)") }
+        do {
+            try await restoreParts(table)
+        } catch {
+            if touchesParts {
+                let client = self.client, qualified = self.qualified
+                _ = await Task { try? await client.execute("SYSTEM START MERGES \(qualified)") }.value
+            }
+            throw error
+        }
+        if touchesParts { try await client.execute("SYSTEM START MERGES \(qualified)") }
+    }
+
+    private func restoreParts(_ events: [JournalEvent]) async throws {
+        var table = events
         for drop in table where drop.kind == .dropPart && drop.state != .done && drop.state != .failed {
             _ = try await perform(drop, check: { try await !isActive(drop.part ?? "") },
                                   action: { try await dropPart(drop) })
         }
-        table = try await journal.events(run).filter {
-            $0.database == planEvent.database && $0.table == planEvent.table && $0.kind != .planTable
-        }.sorted { ($0.sequence, $0.id) < ($1.sequence, $1.id) }
+        table = try await journal.events(run, database: planEvent.database, table: planEvent.table)
+            .filter { $0.kind != .planTable }
         let pairs = stride(from: 0, to: table.count, by: 1).compactMap { index -> (JournalEvent, JournalEvent)? in
             guard table[index].kind == .downloadPart, index + 1 < table.count, table[index + 1].kind == .attachPart
             else { return nil }
@@ -56,9 +74,7 @@ struct TableRestore: Sendable {
             try await journal.completePlanTable(planEvent.id, run: run, emitting: events,
                                                 detail: "\(events.count) event(s)")
         }
-        return try await journal.events(run).filter {
-            $0.database == planEvent.database && $0.table == planEvent.table
-        }
+        return try await journal.events(run, database: planEvent.database, table: planEvent.table)
     }
 
     /// The events a table plan emits, in execution order.
