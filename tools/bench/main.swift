@@ -150,6 +150,27 @@ do {
         let rest = Array(arguments.dropFirst())
         guard rest.count == 2, let tables = Int(rest[0]), let parts = Int(rest[1]) else { fail("usage: plan TABLES PARTS") }
         benchPlan(tables: tables, partsPerTable: parts)
+    case "journal":
+        // N part events journaled and moved pending -> started -> done, as a restore does.
+        let rest = Array(arguments.dropFirst())
+        guard rest.count == 2, let count = Int(rest[0]) else { fail("usage: journal N PATH") }
+        for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: rest[1] + suffix) }
+        let journal = try Journal(path: rest[1])
+        let run = try await journal.createRun(backup: "b", source: "local", options: "{}")
+        let events = (0..<count).map {
+            NewEvent(kind: .attachPart, database: "db", table: "t\($0 % 10)", part: "all_\($0)_\($0)_0", sequence: $0)
+        }
+        let clock = ContinuousClock()
+        let started = clock.now
+        let ids = try await journal.addEvents(run, events)
+        for id in ids {
+            try await journal.transition(id, to: .started, countAttempt: true)
+            try await journal.transition(id, to: .done, newPart: "all_9_9_0")
+        }
+        let elapsed = clock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        report(["benchmark": "journal", "events": count, "transitions": 2 * count, "seconds": seconds,
+                "microseconds_per_transition": seconds * 1e6 / Double(2 * count), "busy_seconds": (await journal.busy).components.seconds])
     case "s3-delete":
         let rest = Array(arguments.dropFirst())
         guard rest.count == 1 else { fail("usage: s3-delete KEY") }

@@ -65,6 +65,23 @@ public struct BackupMetadata: Codable, Sendable, Equatable {
         return nil
     }
 
+    /// Now, as RFC 3339 UTC with nanoseconds, without a date formatter (the journal stamps
+    /// every transition with it).
+    public static func now() -> String {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        var seconds = spec.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func digits(_ value: Int, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(digits(Int(parts.tm_year) + 1900, 4))-\(digits(Int(parts.tm_mon) + 1, 2))-\(digits(Int(parts.tm_mday), 2))T"
+            + "\(digits(Int(parts.tm_hour), 2)):\(digits(Int(parts.tm_min), 2)):\(digits(Int(parts.tm_sec), 2))."
+            + "\(digits(Int(spec.tv_nsec), 9))Z"
+    }
+
     /// RFC 3339 with nanoseconds, as Go writes `time.Time`.
     public static func formatDate(_ date: Date) -> String {
         let formatter = ISO8601DateFormatter()

@@ -55,6 +55,10 @@ public actor Journal {
         }
         do {
             db = try SQLiteConnection(path: path, readOnly: readOnly, busyTimeout: .seconds(10))
+            // Pages stay in memory, and the WAL is folded back into the file (with an fsync)
+            // every 10,000 pages rather than every 1,000: fewer syncs on a long run.
+            try db.execute("PRAGMA cache_size = -16384")
+            if !readOnly { try db.execute("PRAGMA wal_autocheckpoint = 10000") }
             try Self.migrate(db, readOnly: readOnly, path: path)
         } catch let error as SQLiteError {
             if lockDescriptor >= 0 { close(lockDescriptor) }
@@ -97,7 +101,7 @@ public actor Journal {
         }
     }
 
-    static func now() -> String { BackupMetadata.formatDate(Date()) }
+    static func now() -> String { BackupMetadata.now() }
 
     // MARK: Runs
 
@@ -196,15 +200,17 @@ public actor Journal {
         countAttempt: Bool
     ) throws {
         let now = Self.now()
-        let from = try db.queryScalarText("SELECT state FROM events WHERE id = ?", event)
+        // The transition first: it reads the state being left.
+        try db.run("""
+            INSERT INTO transitions (event_id, at, from_state, to_state, detail)
+            SELECT id, ?, state, ?, ? FROM events WHERE id = ?
+            """, bindings: [now, state.rawValue, detail ?? error, event])
         try db.run("""
             UPDATE events SET state = ?, updated_at = ?, attempts = attempts + ?,
                 last_error = CASE WHEN ? IS NULL THEN (CASE WHEN ? = 'done' THEN NULL ELSE last_error END) ELSE ? END,
                 new_part = coalesce(?, new_part), path = coalesce(?, path)
             WHERE id = ?
             """, bindings: [state.rawValue, now, countAttempt ? 1 : 0, error, state.rawValue, error, newPart, path, event])
-        try db.run("INSERT INTO transitions (event_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)",
-                   bindings: [event, now, from, state.rawValue, detail ?? error])
     }
 
     private func committed() {
