@@ -43,7 +43,8 @@ CREATE TABLE events (
     updated_at      TEXT    NOT NULL
 );
 
-CREATE INDEX events_by_run ON events (run_id, state);
+-- Not on state: an index holding it would be rewritten at every transition.
+CREATE INDEX events_by_run ON events (run_id);
 CREATE INDEX events_by_table ON events (run_id, database_name, table_name, sequence);
 
 -- Append-only: one row per state change of an event.
