@@ -100,7 +100,7 @@ struct List: AsyncParsableCommand {
                 return
             }
             for item in listings {
-                let size = item.size.map { Format.bytes($0) } ?? "???"
+                let size = item.size.map { PlanReport.bytes(Int64(clamping: $0)) } ?? "???"
                 print([item.name, item.creationDate.map(Format.date) ?? "-", item.location.rawValue, size, item.state]
                     .joined(separator: "\t"))
             }
@@ -111,17 +111,6 @@ struct List: AsyncParsableCommand {
 extension BackupLocation: ExpressibleByArgument {}
 
 enum Format {
-    static func bytes(_ count: UInt64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(count)
-        var unit = 0
-        while value >= 1024 && unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
-        return unit == 0 ? "\(count)B" : String(format: "%.2f%@", value, units[unit])
-    }
-
     static func date(_ rfc3339: String) -> String {
         // 2026-11-26T19:30:11.123456789Z -> 2026-11-26 19:30:11
         String(rfc3339.prefix(19)).replacingOccurrences(of: "T", with: " ")

@@ -138,15 +138,7 @@ struct JournalCommand: AsyncParsableCommand {
                 for step in chosen where step.state != .done {
                     try await journal.transition(step.id, to: .pending, detail: "replay requested")
                 }
-                let options = try JSONDecoder().decode(RestoreOptions.self, from: Data(run.options.utf8))
-                let source = try await openBackup(run.backup, from: BackupLocation(rawValue: run.source), layout: layout,
-                                                  remote: try remoteStore(config, required: run.source == "remote"))
-                let runner = RestoreRunner(client: client, source: source, journal: journal,
-                                           disks: try await ClickHouseCatalog(client: client).disks(),
-                                           retry: retryPolicy(config))
-                let summary = try await cancellable { try await runner.resume(run.id, options: options) }
-                try report(summary, json: json)
-                if summary.state != .done { throw ExitCode(Exit.restoreIncomplete) }
+                try await resumeRun(run, config: config, client: client, layout: layout, journal: journal, json: json)
             }
         }
     }

@@ -118,16 +118,23 @@ struct ResumeCommand: AsyncParsableCommand {
                 }
                 run = found
             }
-            let options = try JSONDecoder().decode(RestoreOptions.self, from: Data(run.options.utf8))
-            let source = try await openBackup(run.backup, from: BackupLocation(rawValue: run.source), layout: layout,
-                                              remote: try remoteStore(config, required: run.source == "remote"))
-            let runner = RestoreRunner(client: client, source: source, journal: journal,
-                                       disks: try await ClickHouseCatalog(client: client).disks(), retry: retryPolicy(config))
-            let summary = try await cancellable { try await runner.resume(run.id, options: options) }
-            try report(summary, json: json)
-            if summary.state != .done { throw ExitCode(Exit.restoreIncomplete) }
+            try await resumeRun(run, config: config, client: client, layout: layout, journal: journal, json: json)
         }
     }
+}
+
+/// Resumes `run` with the options and backup it was journaled with, prints the summary, and exits
+/// non-zero unless every step is done (resume and replay).
+func resumeRun(_ run: JournalRun, config: InplaceConfig, client: ClickHouseClient, layout: LocalBackupLayout,
+               journal: Journal, json: Bool) async throws {
+    let options = try JSONDecoder().decode(RestoreOptions.self, from: Data(run.options.utf8))
+    let source = try await openBackup(run.backup, from: BackupLocation(rawValue: run.source), layout: layout,
+                                      remote: try remoteStore(config, required: run.source == "remote"))
+    let runner = RestoreRunner(client: client, source: source, journal: journal,
+                               disks: try await ClickHouseCatalog(client: client).disks(), retry: retryPolicy(config))
+    let summary = try await cancellable { try await runner.resume(run.id, options: options) }
+    try report(summary, json: json)
+    if summary.state != .done { throw ExitCode(Exit.restoreIncomplete) }
 }
 
 func retryPolicy(_ config: InplaceConfig) -> RetryPolicy {

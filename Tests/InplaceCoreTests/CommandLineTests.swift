@@ -17,7 +17,9 @@ struct CLI {
         return ProcessInfo.processInfo.environment["INPLACE_BINARY"] ?? debug
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+    /// The binary with `arguments`, in this process's environment less its ClickHouse and S3
+    /// variables, plus `environment`.
+    static func process(_ arguments: [String], environment: [String: String]) -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
@@ -25,6 +27,11 @@ struct CLI {
         for key in env.keys where key.hasPrefix("CLICKHOUSE_") || key.hasPrefix("S3_") { env[key] = nil }
         env.merge(environment) { $1 }
         process.environment = env
+        return process
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let process = process(arguments, environment: environment)
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out

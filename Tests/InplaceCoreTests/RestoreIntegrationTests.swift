@@ -278,13 +278,7 @@ extension RestoreIntegrationTests {
 extension CLI {
     /// Runs the binary and kills it with SIGKILL after `delay` (a crash at a random moment).
     static func runKilled(after delay: Duration, _ arguments: [String], environment: [String: String]) throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        for key in env.keys where key.hasPrefix("CLICKHOUSE_") || key.hasPrefix("S3_") { env[key] = nil }
-        env.merge(environment) { $1 }
-        process.environment = env
+        let process = process(arguments, environment: environment)
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
