@@ -88,6 +88,9 @@ public actor Journal {
             if tables > 0 {
                 throw JournalError(.notAJournal, "\(path) is a SQLite database but not an inplace journal; pass another --journal")
             }
+            if readOnly {
+                throw JournalError(.notFound, "the journal \(path) is empty: no run has been journaled in it yet")
+            }
         }
         guard version < knownVersion else { return }
         guard !readOnly else {
