@@ -135,3 +135,58 @@ struct CommandLineTests {
         await sample.drop()
     }
 }
+
+@Suite("No secret in any output or file", .enabled(if: TestBed.shouldRun))
+struct SecretScanTests {
+    @Test("every command, run with the test bed's password and secret key, prints neither, nor writes them to the journal")
+    func noSecretAnywhere() async throws {
+        let bed = try TestBed.load()
+        let ch = try bed.clickHouse()
+        let sample = try await SampleDatabase.make(ch, prefix: "it_secret", tables: ["t"])
+        let config = TestBed.envFile.replacingOccurrences(of: "/env", with: "/config.yml")
+        let env = ["S3_PATH": "it/\(TestBed.uniqueName("secret"))"]
+        let name = TestBed.uniqueName("secret")
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let journal = folder.path("journal.sqlite")
+        let commands: [[String]] = [
+            ["config", "show"],
+            ["create", "--tables", "\(sample.name).*", name],
+            ["upload", name],
+            ["list"], ["list", "remote", "--json"],
+            ["plan", name], ["plan", "--from", "remote", "--json", name],
+            ["restore", "--journal", journal, "--json", name],
+            ["journal", "list", "--journal", journal], ["journal", "show", "--journal", journal, "--json"],
+            ["journal", "show", "--journal", journal, "--event", "2"],
+            ["create", "--tables", "nothing_here.*", TestBed.uniqueName("n")],  // an error path
+        ]
+        var outputs: [String] = []
+        for command in commands {
+            let result = try CLI.run(command + ["--config", config, "--log-level", "trace"], environment: env)
+            outputs.append(result.all)
+        }
+        // Wrong credentials: the errors name the setting, never the value given.
+        let wrongPassword = "Wr0ngPassw0rd-\(UUID().uuidString)"
+        let wrongSecret = "Wr0ngSecret-\(UUID().uuidString)"
+        let refused = try CLI.run(["list", "--config", config],
+                                  environment: env.merging(["CLICKHOUSE_PASSWORD": wrongPassword]) { $1 })
+        #expect(refused.status == 4)
+        let denied = try CLI.run(["list", "remote", "--config", config],
+                                 environment: env.merging(["S3_SECRET_KEY": wrongSecret]) { $1 })
+        #expect(denied.status == 6)
+        outputs += [refused.all, denied.all]
+
+        let secrets = [bed.clickHousePassword, bed.s3SecretKey, wrongPassword, wrongSecret]
+        for (index, output) in outputs.enumerated() {
+            for secret in secrets { #expect(!output.contains(secret), "output of command \(index) holds a secret") }
+        }
+        #expect(outputs.contains { $0.contains("\"complete\"") }, "the commands really ran")
+        for file in [journal, journal + "-wal"] where FileManager.default.fileExists(atPath: file) {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+            for secret in secrets { #expect(bytes.range(of: Data(secret.utf8)) == nil, "\(file) holds a secret") }
+        }
+        let disks = try await ClickHouseCatalog(client: ch).disks()
+        try? FileManager.default.removeItem(atPath: (disks.first { $0.name == "default" }?.path ?? "/nonexistent/") + "backup/" + name)
+        await sample.drop()
+    }
+}
