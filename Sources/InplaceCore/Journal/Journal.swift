@@ -108,13 +108,18 @@ public actor Journal {
 
     // MARK: Runs
 
-    public func createRun(backup: String, source: String, options: String) throws -> Int64 {
-        let now = Self.now()
-        try db.run("""
-            INSERT INTO runs (backup, source, options, tool_version, state, started_at, updated_at)
-            VALUES (?, ?, ?, ?, 'running', ?, ?)
-            """, backup, source, options, InplaceVersion.current, now, now)
-        return db.lastInsertRowID
+    /// A new run and its first events, in one transaction: a run is never journaled without them.
+    public func createRun(backup: String, source: String, options: String, events: [NewEvent] = []) throws -> Int64 {
+        try db.transaction {
+            let now = Self.now()
+            try db.run("""
+                INSERT INTO runs (backup, source, options, tool_version, state, started_at, updated_at)
+                VALUES (?, ?, ?, ?, 'running', ?, ?)
+                """, backup, source, options, InplaceVersion.current, now, now)
+            let run = db.lastInsertRowID
+            _ = try insert(run, events)
+            return run
+        }
     }
 
     public func setRunState(_ run: Int64, _ state: RunState) throws {

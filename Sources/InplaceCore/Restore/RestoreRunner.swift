@@ -38,7 +38,6 @@ public struct RestoreRunner: Sendable {
 
     /// Journals a new run for `planned` and executes it.
     public func start(_ planned: PlanBuilder.Result, options: RestoreOptions) async throws -> RestoreSummary {
-        let run = try await journal.createRun(backup: source.name, source: source.location.rawValue, options: options.json)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let tables = planned.plan.tables.filter { !$0.isNoOp || $0.refused != nil }
@@ -47,7 +46,8 @@ public struct RestoreRunner: Sendable {
             events.append(NewEvent(kind: .planTable, database: table.database, table: table.table,
                                    detail: String(decoding: try encoder.encode(table), as: UTF8.self)))
         }
-        try await journal.addEvents(run, events)
+        let run = try await journal.createRun(backup: source.name, source: source.location.rawValue,
+                                              options: options.json, events: events)
         logger.info("run \(run): \(tables.count) table(s) to change, journal \(journal.path)")
         return try await execute(run, options: options)
     }
@@ -75,13 +75,21 @@ public struct RestoreRunner: Sendable {
         defer { reporter.cancel() }
         do {
             _ = try await concurrentMap(plans, width: max(1, options.concurrency)) { planEvent in
-                try await TableRestore(runner: self, run: run, planEvent: planEvent, options: options,
-                                       transfers: transfers, progress: progress).execute()
+                do {
+                    try await TableRestore(runner: self, run: run, planEvent: planEvent, options: options,
+                                           transfers: transfers, progress: progress).execute()
+                } catch {
+                    if TableRestore.isCancellation(error) { throw CancellationError() }
+                    // One table's trouble (a disk it lacks, a failing query) fails its next step
+                    // and leaves the other tables going.
+                    try await self.failNextStep(of: planEvent, run: run, error: error)
+                }
                 await progress.tableDone()
             }
-        } catch is CancellationError {
-            try await journal.setRunState(run, .interrupted)
-            throw CancellationError()
+        } catch {
+            let cancelled = TableRestore.isCancellation(error)
+            try? await journal.setRunState(run, cancelled ? .interrupted : .failed)
+            throw cancelled ? CancellationError() : error
         }
         removeStaging(of: run)
         var summary = try await RestoreSummary.of(run, journal: journal)
@@ -97,6 +105,14 @@ extension Duration {
 }
 
 extension RestoreRunner {
+    /// Marks the first unfinished step of a table failed with `error` (what stopped the table).
+    func failNextStep(of planEvent: JournalEvent, run: Int64, error: any Error) async throws {
+        let events = try await journal.events(run, database: planEvent.database, table: planEvent.table)
+        let next = events.first { $0.state != .done && $0.state != .failed } ?? planEvent
+        logger.error("\(planEvent.database).\(planEvent.table): \(error)")
+        if next.state != .failed { try await journal.transition(next.id, to: .failed, error: "\(error)") }
+    }
+
     /// Staging folders of `run` left by a process that was killed mid-download. Only one process
     /// works on a journal, so none of them is in use when a run starts or ends.
     func removeStaging(of run: Int64) {

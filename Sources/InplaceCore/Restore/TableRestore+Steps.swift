@@ -71,6 +71,14 @@ extension TableRestore {
                 group.addTask {
                     if download.state == .done { return (index, true) }
                     if download.state == .failed { return (index, false) }
+                    let target = try detachedFolder(detached, disk: download.disk) + (download.part ?? "")
+                    if download.state == .pending && download.attempts == 0 && FileSystem.exists(target) {
+                        // Refused before it starts, so that a folder found there on resume is known
+                        // to be this step's own.
+                        try await journal.transition(download.id, to: .failed,
+                                                     error: "\(target) already exists and is not this restore's; attach or remove it, then replay")
+                        return (index, false)
+                    }
                     await transfers.acquire()
                     defer { Task { await transfers.release() } }
                     let folder = try detachedFolder(detached, disk: download.disk)
@@ -103,9 +111,16 @@ extension TableRestore {
 
     private func attachPart(_ attach: JournalEvent, download: JournalEvent, folder: String) async throws {
         let part = attach.part ?? ""
-        if attach.state == .started || attach.state == .interrupted, !FileSystem.isFolder(folder + part) {
-            if try await liveCount(attach.identity) >= (attach.expectedCount ?? Int.max) {
+        let mayHaveHappened = attach.state == .started || attach.state == .interrupted || attach.attempts > 0
+        if mayHaveHappened, !FileSystem.isFolder(folder + part) {
+            guard attach.identity != nil else {
+                // Without a content hash, a gone folder cannot tell attached from lost.
+                try await journal.transition(attach.id, to: .failed, error: "cannot tell whether \(part) was attached: the backup has no content hash for it; check the table, then replay")
+                return
+            }
+            if try await attachedAlready(attach) {
                 try await journal.transition(attach.id, to: .done, detail: "found attached on resume")
+                await progress.done()
                 return
             }
             // Gone from detached/ but not attached: fetch it again, then attach.
@@ -113,6 +128,7 @@ extension TableRestore {
             try await journal.transition(refetch.id, to: .pending, detail: "part gone from detached/ before its attach")
             var pending = refetch
             pending.state = .pending
+            pending.attempts = 0
             guard try await perform(pending, check: { false }, action: { try await self.download(pending, into: folder) })
             else {
                 try await journal.transition(attach.id, to: .failed, error: "its download failed")
@@ -120,8 +136,25 @@ extension TableRestore {
             }
         }
         var fresh = attach
-        fresh.state = .pending  // reality already checked above
-        _ = try await perform(fresh, check: { false }, action: { try await self.attach(attach, folder: folder) })
+        fresh.state = .pending  // reality checked above; retries check again below
+        fresh.attempts = 0
+        _ = try await perform(fresh, check: {
+            guard !FileSystem.isFolder(folder + part), attach.identity != nil else { return false }
+            return try await attachedAlready(attach)
+        }, action: { try await self.attach(attach, folder: folder) })
+    }
+
+    /// Whether the table already holds this attach's part: live parts of its identity number at
+    /// least the kept ones, plus the attaches of that identity before it that are done, plus one.
+    /// Counted, never "some part has this hash": identical data gives identical hashes.
+    private func attachedAlready(_ attach: JournalEvent) async throws -> Bool {
+        let events = try await journal.events(run, database: planEvent.database, table: planEvent.table)
+        let earlier = events.filter {
+            $0.kind == .attachPart && $0.identity == attach.identity && $0.sequence < attach.sequence
+        }
+        let kept = (attach.expectedCount ?? 1) - earlier.count - 1
+        let expected = kept + earlier.filter { $0.state == .done }.count + 1
+        return try await liveCount(attach.identity) >= expected
     }
 
     private func download(_ event: JournalEvent, into detached: String) async throws -> ActionResult {
@@ -172,6 +205,13 @@ extension TableRestore {
             problem = "the attached part \(part) is not in the table"
         } else if let identity, !identity.hasPrefix("crc64:"), hash != identity {
             problem = "the attached part \(part) has hash \(hash), the backup's is \(identity)"
+        } else if let identity, identity.hasPrefix("crc64:"),
+                  let live = try await ClickHouseCatalog(client: client).parts(of: [(planEvent.database, planEvent.table)])
+                    .first(where: { $0.name == part }),
+                  let bytes = try? FileSystem.readFile(live.path + "checksums.txt"),
+                  "crc64:\(CRC64.checksum(bytes))" != identity
+        {
+            problem = "the attached part \(part) is not the backup's (its checksums.txt differs)"
         } else if row.count > 1 && row[1] == "0" {
             // Merged into another part already: the merge read every byte of it, and its hash is
             // the backup's. Nothing is left to CHECK.

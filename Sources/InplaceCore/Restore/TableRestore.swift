@@ -134,15 +134,18 @@ struct TableRestore: Sendable {
     func perform(_ event: JournalEvent, check: () async throws -> Bool, action: () async throws -> ActionResult)
         async throws -> Bool
     {
-        if event.state == .started || event.state == .interrupted {
-            if try await check() {
-                try await journal.transition(event.id, to: .done, detail: "found done on resume")
-                return true
-            }
-        }
         var attempt = 0
         while true {
             attempt += 1
+            // A step that may have had its effect (begun before, retried, replayed) is checked
+            // against reality before it runs again.
+            if event.state == .started || event.state == .interrupted || event.attempts > 0 || attempt > 1 {
+                if try await check() {
+                    try await journal.transition(event.id, to: .done, detail: "found done when checked before running again")
+                    await progress.done(bytes: event.kind == .downloadPart ? event.bytes : 0)
+                    return true
+                }
+            }
             try await journal.transition(event.id, to: .started, countAttempt: true)
             do {
                 let result = try await action()
@@ -161,7 +164,8 @@ struct TableRestore: Sendable {
                     runner.logger.error("\(event.kind.rawValue) \(event.database).\(event.table) \(event.part ?? ""): \(error)")
                     return false
                 }
-                try await journal.transition(event.id, to: .failed, error: "attempt \(attempt): \(error)")
+                // Still started: a stop during the pause leaves a step that resume checks and redoes.
+                try await journal.transition(event.id, to: .started, detail: "attempt \(attempt) failed, retrying: \(error)")
                 try await Task.sleep(for: runner.retry.delay(afterAttempt: attempt))
             }
         }
