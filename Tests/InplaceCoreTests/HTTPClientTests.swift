@@ -44,8 +44,10 @@ struct HTTPClientTests {
             #expect(error.kind == .timedOut)
             #expect(error.isRetryable)
         }
+        // Not before the limit; and long before the 60 s a hang would take (the bound is loose:
+        // other tests load both cores meanwhile).
         let elapsed = ContinuousClock.now - started
-        #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(5))
+        #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(20))
     }
 
     @Test("cancelling the task stops a transfer in flight within a moment")
@@ -60,7 +62,8 @@ struct HTTPClientTests {
         let started = ContinuousClock.now
         task.cancel()
         let result = await task.result
-        #expect(ContinuousClock.now - started < .seconds(2))
+        // The transfer's own limit is 30 s: ending far sooner means the cancellation stopped it.
+        #expect(ContinuousClock.now - started < .seconds(10))
         #expect(throws: CancellationError.self) { try result.get() }
     }
 
