@@ -232,9 +232,7 @@ public actor Journal {
         let started = ContinuousClock.now
         defer { busy += ContinuousClock.now - started }
         let all = try db.query("""
-            SELECT id, run_id, kind, database_name, table_name, part, disk, bytes, identity, expected_count, sequence,
-                   state, attempts, last_error, new_part, path, detail
-            FROM events WHERE run_id = ? ORDER BY id
+            \(Self.eventSelect) WHERE run_id = ? ORDER BY id
             """, bindings: [run], transform: Self.event)
         guard let states else { return all }
         return all.filter { states.contains($0.state) }
@@ -246,17 +244,13 @@ public actor Journal {
         let started = ContinuousClock.now
         defer { busy += ContinuousClock.now - started }
         return try db.query("""
-            SELECT id, run_id, kind, database_name, table_name, part, disk, bytes, identity, expected_count, sequence,
-                   state, attempts, last_error, new_part, path, detail
-            FROM events WHERE run_id = ? AND database_name = ? AND table_name = ? ORDER BY sequence, id
+            \(Self.eventSelect) WHERE run_id = ? AND database_name = ? AND table_name = ? ORDER BY sequence, id
             """, bindings: [run, database, table], transform: Self.event)
     }
 
     public func event(_ id: Int64) throws -> JournalEvent? {
         try db.query("""
-            SELECT id, run_id, kind, database_name, table_name, part, disk, bytes, identity, expected_count, sequence,
-                   state, attempts, last_error, new_part, path, detail
-            FROM events WHERE id = ?
+            \(Self.eventSelect) WHERE id = ?
             """, bindings: [id], transform: Self.event).first
     }
 
@@ -280,6 +274,12 @@ public actor Journal {
                               to: EventState(rawValue: row.string(4) ?? "") ?? .pending, detail: row.string(5))
         }
     }
+
+    /// The columns `event(_:)` reads, in its order.
+    private static let eventSelect = """
+        SELECT id, run_id, kind, database_name, table_name, part, disk, bytes, identity, expected_count, sequence,
+               state, attempts, last_error, new_part, path, detail FROM events
+        """
 
     private static func run(_ row: SQLiteRow) -> JournalRun {
         JournalRun(id: row.int64(0), backup: row.string(1) ?? "", source: row.string(2) ?? "", options: row.string(3) ?? "",
