@@ -94,11 +94,14 @@ struct RestoreIntegrationTests {
         try await ClickHouseCatalog(client: ch).disks().first { $0.name == "default" }!.path
     }
 
-    /// What restores leave behind that they should not: staging folders, parts in detached/.
-    private func leftovers(_ scenario: RestoreScenario) async throws -> [String] {
+    /// What a restore with `journal` left behind that it should not: its staging folders, parts
+    /// in the scenario's detached/ folders.
+    private func leftovers(_ scenario: RestoreScenario, journal: String) async throws -> [String] {
         var found: [String] = []
         let staging = try await diskPath() + "backup/.inplace-staging"
-        found += ((try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? []).map { "staging/\($0)" }
+        let prefix = RestoreRunner.stagingPrefix(journal: journal, run: 1)
+        found += ((try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? [])
+            .filter { $0.hasPrefix(String(prefix.prefix { $0 != "-" })) }.map { "staging/\($0)" }
         for table in try await ClickHouseCatalog(client: ch).tables() where table.database == scenario.db {
             for path in table.dataPaths {
                 found += ((try? FileManager.default.contentsOfDirectory(atPath: path + "detached")) ?? [])
@@ -126,7 +129,7 @@ struct RestoreIntegrationTests {
         let restored = try CLI.run(["restore", "--config", config, "--journal", journal, "--json", name], environment: env)
         #expect(restored.status == 0, "\(restored.stderr)")
         #expect(try await scenario.differences(from: backup) == [])
-        #expect(try await leftovers(scenario) == [])
+        #expect(try await leftovers(scenario, journal: journal) == [])
         let summary = try JSONDecoder().decode(RestoreSummary.self, from: Data(restored.stdout.utf8))
         #expect(summary.state == .done && summary.failed == 0)
         // a: 2 drops, 4 downloads + attaches; b: create, 8 + 8; c: 3 drops, 8 + 8; and 3 plan-table.
@@ -152,7 +155,7 @@ struct RestoreIntegrationTests {
         #expect(remote.status == 0, "\(remote.stderr)")
         let store = RemoteBackupStore(s3: try bed.s3(), path: env["S3_PATH"]!)
         #expect(try await scenario.differences(from: RemoteBackupSource(name: name, store: store)) == [])
-        #expect(try await leftovers(scenario) == [])
+        #expect(try await leftovers(scenario, journal: journal) == [])
         _ = try? await ch.execute("DROP DATABASE \(q(scenario.db)) SYNC")
     }
 
@@ -188,7 +191,7 @@ struct RestoreIntegrationTests {
             let resumed = try CLI.run(["resume", "--config", config, "--journal", journal], environment: env)
             #expect(resumed.status == 0, "k=\(k): \(resumed.stdout) \(resumed.stderr)")
             #expect(try await scenario.differences(from: backup) == [], "k=\(k)")
-            let left = try await leftovers(scenario)
+            let left = try await leftovers(scenario, journal: journal)
             #expect(left == [], "k=\(k)")
             // No completed download was fetched again; every step ended done.
             let reader = try Journal(path: journal, readOnly: true)

@@ -113,13 +113,22 @@ extension RestoreRunner {
         if next.state != .failed { try await journal.transition(next.id, to: .failed, error: "\(error)") }
     }
 
+    /// Names this journal's run in staging folders: two journals both have a run 1.
+    func stagingPrefix(_ run: Int64) -> String { Self.stagingPrefix(journal: journal.path, run: run) }
+
+    static func stagingPrefix(journal path: String, run: Int64) -> String {
+        var hash = CRC64()
+        hash.update(Array(path.utf8))
+        return "j" + String(hash.value, radix: 16) + "-run-\(run)-"
+    }
+
     /// Staging folders of `run` left by a process that was killed mid-download. Only one process
     /// works on a journal, so none of them is in use when a run starts or ends.
     func removeStaging(of run: Int64) {
         for disk in disks {
             let root = disk.path + "backup/.inplace-staging/"
             for entry in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-            where entry.hasPrefix("run-\(run)-") {
+            where entry.hasPrefix(stagingPrefix(run)) {
                 try? FileManager.default.removeItem(atPath: root + entry)
             }
         }

@@ -164,7 +164,7 @@ extension TableRestore {
             throw BackupError(.unsupportedDisk, "disk '\(event.disk ?? "")' is not on this server")
         }
         // Staging on the table's disk (so the final rename stays on one file system), owner-only.
-        let staging = disk.path + "backup/.inplace-staging/run-\(run)-event-\(event.id)"
+        let staging = disk.path + "backup/.inplace-staging/" + runner.stagingPrefix(run) + "event-\(event.id)"
         try? FileManager.default.removeItem(atPath: staging)
         try FileSystem.makeFolders(staging, mode: 0o700)
         defer { try? FileManager.default.removeItem(atPath: staging) }
@@ -246,8 +246,13 @@ extension TableRestore {
     }
 
     private func detachedFolder(_ dataPaths: [String], disk: String?) throws -> String {
+        // A data path belongs to the disk with the longest matching path: another disk may be
+        // mounted inside the default disk's folder.
+        func owner(_ path: String) -> String? {
+            runner.disks.filter { path.hasPrefix($0.path) }.max { $0.path.count < $1.path.count }?.name
+        }
         guard let disk = runner.disks.first(where: { $0.name == (disk ?? "default") }),
-              let path = dataPaths.first(where: { $0.hasPrefix(disk.path) })
+              let path = dataPaths.first(where: { owner($0) == disk.name })
         else {
             throw BackupError(.unsupportedDisk, "\(planEvent.database).\(planEvent.table) has no data folder on disk '\(disk ?? "default")'")
         }
