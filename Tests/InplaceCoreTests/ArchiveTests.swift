@@ -60,7 +60,7 @@ struct ArchiveTests {
 
     private func tree(_ folder: String) -> [String: [UInt8]] {
         var result: [String: [UInt8]] = [:]
-        for relative in (try? ArchiveWriter.filesUnder(folder, archive: "")) ?? [] {
+        for relative in FileSystem.files(under: folder) {
             result[relative] = (try? [UInt8](Data(contentsOf: URL(fileURLWithPath: folder + "/" + relative)))) ?? []
         }
         return result

@@ -81,17 +81,13 @@ public enum ArchiveWriter {
         return Int64(info.st_size)
     }
 
-    /// Regular files under `folder`, relative, sorted (so archives are reproducible).
+    /// Regular files under `folder` (sorted, so archives are reproducible); a folder that cannot
+    /// be read is an error, not an empty part.
     static func filesUnder(_ folder: String, archive: String) throws(ArchiveError) -> [String] {
-        guard let enumerator = FileManager.default.enumerator(atPath: folder) else {
+        guard FileSystem.isFolder(folder) else {
             throw ArchiveError(kind: .write, archive: archive, message: "cannot read folder \(folder)")
         }
-        var files: [String] = []
-        while let relative = enumerator.nextObject() as? String {
-            var info = stat()
-            if lstat(folder + "/" + relative, &info) == 0, info.st_mode & S_IFMT == S_IFREG { files.append(relative) }
-        }
-        return files.sorted()
+        return FileSystem.files(under: folder)
     }
 
     private static func addFile(

@@ -271,10 +271,8 @@ public final class S3Client: Sendable {
     }
 
     private func fileSize(_ sink: S3Sink) -> Int64 {
-        guard case .file(let path) = sink,
-              let size = try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int
-        else { return 0 }
-        return Int64(size)
+        guard case .file(let path) = sink else { return 0 }
+        return FileSystem.size(ofFile: path)
     }
 }
 
