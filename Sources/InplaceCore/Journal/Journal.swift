@@ -11,11 +11,19 @@ import Foundation
 ///    appends to `transitions`; the caller journals `started` before a side effect and
 ///    `done`/`failed` after it.
 /// 3. A `plan-table` event commits the events it emits in the same transaction that marks it done.
+/// 4. A transition may be held back (`transition(..., held: true)`) and committed with the next
+///    write, or before the next read: a download's `done` rides with its attach's `started`, one
+///    commit fewer per part. Only for steps whose effect resume can find by looking (a download
+///    is complete once its folder is in detached/).
 public actor Journal {
     public nonisolated let path: String
     private let db: SQLiteConnection
     private let lockDescriptor: Int32
     private var transitionsCommitted = 0
+    /// Transitions held back, committed with the next write or before the next read.
+    private var held: [Change] = []
+    /// Transitions applied in the open transaction (counted for the crash switch once committed).
+    private var applied = 0
     /// Time spent in this journal's SQLite work (for the journal-cost benchmark).
     public private(set) var busy: Duration = .zero
     /// A test-only switch: the process kills itself with SIGKILL right after this many
@@ -110,7 +118,7 @@ public actor Journal {
 
     /// A new run and its first events, in one transaction: a run is never journaled without them.
     public func createRun(backup: String, source: String, options: String, events: [NewEvent] = []) throws -> Int64 {
-        try db.transaction {
+        try write {
             let now = Self.now()
             try db.run("""
                 INSERT INTO runs (backup, source, options, tool_version, state, started_at, updated_at)
@@ -125,8 +133,10 @@ public actor Journal {
     public func setRunState(_ run: Int64, _ state: RunState) throws {
         let now = Self.now()
         let finished: String? = [.done, .partlyFailed, .failed].contains(state) ? now : nil
-        try db.run("UPDATE runs SET state = ?, updated_at = ?, finished_at = ? WHERE id = ?", state.rawValue, now,
-                   finished, run)
+        try write {
+            try db.run("UPDATE runs SET state = ?, updated_at = ?, finished_at = ? WHERE id = ?", state.rawValue, now,
+                       finished, run)
+        }
     }
 
     public func runs() throws -> [JournalRun] {
@@ -152,9 +162,7 @@ public actor Journal {
     /// Journals events as pending, in one transaction; returns their ids.
     @discardableResult
     public func addEvents(_ run: Int64, _ events: [NewEvent]) throws -> [Int64] {
-        let started = ContinuousClock.now
-        defer { busy += ContinuousClock.now - started }
-        return try db.transaction { try insert(run, events) }
+        try write { try insert(run, events) }
     }
 
     private func insert(_ run: Int64, _ events: [NewEvent]) throws -> [Int64] {
@@ -180,33 +188,62 @@ public actor Journal {
     /// committed transaction.
     public func transition(
         _ event: Int64, to state: EventState, detail: String? = nil, error: String? = nil, newPart: String? = nil,
-        path: String? = nil, countAttempt: Bool = false
+        path: String? = nil, countAttempt: Bool = false, held hold: Bool = false
     ) throws {
+        let change = Change(event: event, state: state, detail: detail, error: error, newPart: newPart, path: path,
+                            countAttempt: countAttempt)
+        if hold {
+            held.append(change)
+            return
+        }
+        try write { try apply(change) }
+    }
+
+    /// Commits the held transitions, if any.
+    public func flush() throws {
+        guard !held.isEmpty else { return }
+        try write {}
+    }
+
+    /// One committed transaction: the held transitions first, then `body`.
+    private func write<T>(_ body: () throws -> T) throws -> T {
         let started = ContinuousClock.now
         defer { busy += ContinuousClock.now - started }
-        try db.transaction { try applyTransition(event, to: state, detail: detail, error: error, newPart: newPart, path: path,
-                                                 countAttempt: countAttempt) }
-        committed()
+        let pending = held
+        applied = 0
+        let result = try db.transaction { () throws -> T in
+            for change in pending { try apply(change) }
+            return try body()
+        }
+        held.removeAll()
+        for _ in 0..<applied { committed() }
+        return result
     }
 
     /// Marks a plan-table event done and journals the events it emits, in one transaction.
     @discardableResult
     public func completePlanTable(_ event: Int64, run: Int64, emitting events: [NewEvent], detail: String?) throws -> [Int64] {
-        let started = ContinuousClock.now
-        defer { busy += ContinuousClock.now - started }
-        let ids = try db.transaction { () throws -> [Int64] in
+        try write {
             let ids = try insert(run, events)
-            try applyTransition(event, to: .done, detail: detail, error: nil, newPart: nil, path: nil, countAttempt: false)
+            try apply(Change(event: event, state: .done, detail: detail))
             return ids
         }
-        committed()
-        return ids
     }
 
-    private func applyTransition(
-        _ event: Int64, to state: EventState, detail: String?, error: String?, newPart: String?, path: String?,
-        countAttempt: Bool
-    ) throws {
+    /// One transition of one event.
+    private struct Change {
+        var event: Int64
+        var state: EventState
+        var detail: String?
+        var error: String?
+        var newPart: String?
+        var path: String?
+        var countAttempt = false
+    }
+
+    private func apply(_ change: Change) throws {
+        let (event, state, detail, error) = (change.event, change.state, change.detail, change.error)
+        let (newPart, path, countAttempt) = (change.newPart, change.path, change.countAttempt)
         let now = Self.now()
         // The transition first: it reads the state being left.
         try db.run("""
@@ -219,6 +256,7 @@ public actor Journal {
                 new_part = coalesce(?, new_part), path = coalesce(?, path)
             WHERE id = ?
             """, bindings: [state.rawValue, now, countAttempt ? 1 : 0, error, state.rawValue, error, newPart, path, event])
+        applied += 1
     }
 
     private func committed() {
@@ -229,6 +267,7 @@ public actor Journal {
     }
 
     public func events(_ run: Int64, states: [EventState]? = nil) throws -> [JournalEvent] {
+        try flush()
         let started = ContinuousClock.now
         defer { busy += ContinuousClock.now - started }
         let all = try db.query("""
@@ -241,6 +280,7 @@ public actor Journal {
     /// One table's events of a run, in order (an index serves it: a run of many tables does not
     /// read every event per table).
     public func events(_ run: Int64, database: String, table: String) throws -> [JournalEvent] {
+        try flush()
         let started = ContinuousClock.now
         defer { busy += ContinuousClock.now - started }
         return try db.query("""
@@ -248,14 +288,86 @@ public actor Journal {
             """, bindings: [run, database, table], transform: Self.event)
     }
 
-    public func event(_ id: Int64) throws -> JournalEvent? {
+    /// A page of one table's events of the given kinds, in execution order after `after`
+    /// (sequence, id); `JournalEventStream` reads a table this way.
+    public func events(_ run: Int64, database: String, table: String, kinds: [EventKind],
+                       after: (sequence: Int, id: Int64), limit: Int) throws -> [JournalEvent] {
+        try flush()
+        let started = ContinuousClock.now
+        defer { busy += ContinuousClock.now - started }
+        let placeholders = Array(repeating: "?", count: kinds.count).joined(separator: ", ")
+        return try db.query("""
+            \(Self.eventSelect) WHERE run_id = ? AND database_name = ? AND table_name = ?
+              AND (sequence > ? OR (sequence = ? AND id > ?)) AND kind IN (\(placeholders))
+            ORDER BY sequence, id LIMIT ?
+            """, bindings: [run, database, table, Int64(after.sequence), Int64(after.sequence), after.id]
+                + kinds.map(\.rawValue) + [Int64(limit)], transform: Self.event)
+    }
+
+    /// The attach events of one content identity in a table before `sequence`: how many, and
+    /// how many of them are done (resume counts live parts against this).
+    public func earlierAttaches(_ run: Int64, database: String, table: String, identity: String,
+                                before sequence: Int) throws -> (count: Int, done: Int) {
+        try flush()
+        let rows = try db.query("""
+            SELECT count(*), coalesce(sum(state = 'done'), 0) FROM events
+            WHERE run_id = ? AND database_name = ? AND table_name = ? AND sequence < ?
+              AND kind = 'attach-part' AND identity = ?
+            """, bindings: [run, database, table, Int64(sequence), identity]) { ($0.int(0), $0.int(1)) }
+        return rows.first ?? (0, 0)
+    }
+
+    /// The first event of a table that is neither done nor failed, in execution order.
+    public func nextUnfinished(_ run: Int64, database: String, table: String) throws -> JournalEvent? {
+        try flush()
+        return try db.query("""
+            \(Self.eventSelect) WHERE run_id = ? AND database_name = ? AND table_name = ?
+              AND state NOT IN ('done', 'failed') ORDER BY sequence, id LIMIT 1
+            """, bindings: [run, database, table], transform: Self.event).first
+    }
+
+    /// A run's events of one kind, in order.
+    public func events(_ run: Int64, kind: EventKind) throws -> [JournalEvent] {
+        try flush()
+        return try db.query("""
+            \(Self.eventSelect) WHERE run_id = ? AND kind = ? ORDER BY id
+            """, bindings: [run, kind.rawValue], transform: Self.event)
+    }
+
+    /// How many events of a run are in each state, and the bytes of its finished downloads: one
+    /// aggregate query, whatever the number of events.
+    public func counts(_ run: Int64) throws -> RunCounts {
+        try flush()
+        var counts = RunCounts()
         try db.query("""
+            SELECT state, count(*), sum(CASE WHEN kind = 'download-part' AND state = 'done' THEN bytes ELSE 0 END)
+            FROM events WHERE run_id = ? GROUP BY state
+            """, bindings: [run]) { row in
+            let state = EventState(rawValue: row.string(0) ?? "") ?? .failed
+            counts.byState[state, default: 0] += row.int(1)
+            counts.bytesDownloaded += row.int64(2)
+        }
+        return counts
+    }
+
+    /// The first `limit` failed events of a run, in order.
+    public func failedEvents(_ run: Int64, limit: Int) throws -> [JournalEvent] {
+        try flush()
+        return try db.query("""
+            \(Self.eventSelect) WHERE run_id = ? AND state = 'failed' ORDER BY id LIMIT ?
+            """, bindings: [run, Int64(limit)], transform: Self.event)
+    }
+
+    public func event(_ id: Int64) throws -> JournalEvent? {
+        try flush()
+        return try db.query("""
             \(Self.eventSelect) WHERE id = ?
             """, bindings: [id], transform: Self.event).first
     }
 
     public func transitions(_ event: Int64) throws -> [JournalTransition] {
-        try db.query("SELECT id, event_id, at, from_state, to_state, detail FROM transitions WHERE event_id = ? ORDER BY id",
+        try flush()
+        return try db.query("SELECT id, event_id, at, from_state, to_state, detail FROM transitions WHERE event_id = ? ORDER BY id",
                      bindings: [event]) { row in
             JournalTransition(id: row.int64(0), eventID: row.int64(1), at: row.string(2) ?? "",
                               from: row.string(3).flatMap(EventState.init(rawValue:)),
@@ -265,7 +377,8 @@ public actor Journal {
 
     /// Transitions of a whole run, in commit order (for checks and `journal show`).
     public func transitions(run: Int64) throws -> [JournalTransition] {
-        try db.query("""
+        try flush()
+        return try db.query("""
             SELECT t.id, t.event_id, t.at, t.from_state, t.to_state, t.detail FROM transitions t
             JOIN events e ON e.id = t.event_id WHERE e.run_id = ? ORDER BY t.id
             """, bindings: [run]) { row in

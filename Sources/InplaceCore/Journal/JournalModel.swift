@@ -140,3 +140,12 @@ public struct JournalError: Error, CustomStringConvertible, Sendable {
 
     public var description: String { message }
 }
+
+/// Event counts of a run by state (`Journal.counts`).
+public struct RunCounts: Sendable, Equatable {
+    public var byState: [EventState: Int] = [:]
+    public var bytesDownloaded: Int64 = 0
+
+    public var events: Int { byState.values.reduce(0, +) }
+    public subscript(_ state: EventState) -> Int { byState[state] ?? 0 }
+}

@@ -53,4 +53,17 @@ actor AsyncSemaphore {
             waiters.removeFirst().resume()
         }
     }
+
+    /// Runs `body` holding one slot, released however it ends.
+    nonisolated func withSlot<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        await acquire()
+        do {
+            let result = try await body()
+            await release()
+            return result
+        } catch {
+            await release()
+            throw error
+        }
+    }
 }

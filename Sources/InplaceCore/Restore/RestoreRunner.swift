@@ -156,16 +156,18 @@ public struct RestoreSummary: Sendable, Codable, Equatable {
         case journalSeconds = "journal_seconds"
     }
 
+    /// At most this many failures are listed; `failed` counts them all.
+    static let failuresListed = 100
+
     static func of(_ run: Int64, journal: Journal) async throws -> RestoreSummary {
-        let events = try await journal.events(run)
-        let count = { (state: EventState) in events.filter { $0.state == state }.count }
-        let failed = events.filter { $0.state == .failed }
-        let state: RunState = failed.isEmpty && count(.done) == events.count ? .done
-            : count(.interrupted) > 0 ? .interrupted : .partlyFailed
+        let counts = try await journal.counts(run)
+        let failed = try await journal.failedEvents(run, limit: failuresListed)
+        let state: RunState = counts[.failed] == 0 && counts[.done] == counts.events ? .done
+            : counts[.interrupted] > 0 ? .interrupted : .partlyFailed
         return RestoreSummary(
-            run: run, state: state, events: events.count, done: count(.done), failed: failed.count,
-            pending: count(.pending) + count(.started), interrupted: count(.interrupted),
-            bytesDownloaded: events.filter { $0.kind == .downloadPart && $0.state == .done }.reduce(0) { $0 + $1.bytes },
+            run: run, state: state, events: counts.events, done: counts[.done], failed: counts[.failed],
+            pending: counts[.pending] + counts[.started], interrupted: counts[.interrupted],
+            bytesDownloaded: counts.bytesDownloaded,
             failures: failed.map { "\($0.kind.rawValue) \($0.database).\($0.table)\($0.part.map { " " + $0 } ?? ""): \($0.lastError ?? "failed")" })
     }
 }

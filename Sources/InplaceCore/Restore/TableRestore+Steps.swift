@@ -79,12 +79,14 @@ extension TableRestore {
                                                      error: "\(target) already exists and is not this restore's; attach or remove it, then replay")
                         return (index, false)
                     }
-                    await transfers.acquire()
-                    defer { Task { await transfers.release() } }
                     let folder = try detachedFolder(detached, disk: download.disk)
-                    let ok = try await perform(download,
-                                               check: { FileSystem.isFolder(folder + (download.part ?? "")) },
-                                               action: { try await self.download(download, into: folder) })
+                    // Its `done` rides with the attach's `started`: a complete download is in
+                    // detached/, where a resume finds it.
+                    let ok = try await transfers.withSlot {
+                        try await perform(download, holdDone: true,
+                                          check: { FileSystem.isFolder(folder + (download.part ?? "")) },
+                                          action: { try await self.download(download, into: folder) })
+                    }
                     return (index, ok)
                 }
             }
@@ -129,8 +131,10 @@ extension TableRestore {
             var pending = refetch
             pending.state = .pending
             pending.attempts = 0
-            guard try await perform(pending, check: { false }, action: { try await self.download(pending, into: folder) })
-            else {
+            let fetched = try await transfers.withSlot {
+                try await perform(pending, check: { false }, action: { try await self.download(pending, into: folder) })
+            }
+            guard fetched else {
                 try await journal.transition(attach.id, to: .failed, error: "its download failed")
                 return
             }

@@ -129,10 +129,11 @@ struct TableRestore: Sendable {
     // MARK: Running one event
 
     /// Runs `event`: a started or interrupted one is first checked against reality (`check`);
-    /// then `action` with retries. Returns whether it ended done.
+    /// then `action` with retries. Returns whether it ended done. `holdDone`: its `done` is
+    /// committed with the journal's next write (for steps whose effect `check` can see).
     @discardableResult
-    func perform(_ event: JournalEvent, check: () async throws -> Bool, action: () async throws -> ActionResult)
-        async throws -> Bool
+    func perform(_ event: JournalEvent, holdDone: Bool = false, check: () async throws -> Bool,
+                 action: () async throws -> ActionResult) async throws -> Bool
     {
         var attempt = 0
         while true {
@@ -150,7 +151,7 @@ struct TableRestore: Sendable {
             do {
                 let result = try await action()
                 try await journal.transition(event.id, to: .done, detail: result.detail, newPart: result.newPart,
-                                             path: result.path)
+                                             path: result.path, held: holdDone)
                 await progress.done(bytes: event.kind == .downloadPart ? event.bytes : 0)
                 return true
             } catch {

@@ -23,6 +23,8 @@ public final class SQLiteConnection {
         /// Takes the write lock at BEGIN, so a busy database fails at BEGIN rather than mid-way.
         case immediate = "IMMEDIATE"
         case exclusive = "EXCLUSIVE"
+
+        var beginSQL: String { "BEGIN \(rawValue)" }
     }
 
     public let path: String
@@ -167,10 +169,11 @@ public final class SQLiteConnection {
 
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
     public func transaction<T>(_ kind: TransactionKind = .immediate, _ body: () throws -> T) throws -> T {
-        try execute("BEGIN \(kind.rawValue)")
+        // Cached statements: a journal begins and commits thousands of these.
+        try run(kind.beginSQL)
         do {
             let result = try body()
-            try execute("COMMIT")
+            try run("COMMIT")
             return result
         } catch {
             if sqlite3_get_autocommit(handle) == 0 {
