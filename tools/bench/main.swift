@@ -8,6 +8,7 @@
 //   inplace-bench plan TABLES PARTS_PER_TABLE
 //   inplace-bench s3-extract KEY PART TARGET
 //   inplace-bench archive PART FOLDER OUTPUT COMPRESSION
+//   inplace-bench pipeline EVENTS PATH stream|all
 import Foundation
 import InplaceCore
 
@@ -171,6 +172,48 @@ do {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         report(["benchmark": "journal", "events": count, "transitions": 2 * count, "seconds": seconds,
                 "microseconds_per_transition": seconds * 1e6 / Double(2 * count), "busy_seconds": (await journal.busy).components.seconds])
+    case "pipeline":
+        // EVENTS download/attach events of one table journaled (in chunks), then read back
+        // through the restore's stages (a paged journal stream, pairs, a concurrent ordered map
+        // of width 8) or, as the baseline, all at once as a list. Prints the peak RSS after the
+        // journal was written and after the read: the difference is what the read cost.
+        let rest = Array(arguments.dropFirst())
+        guard rest.count == 3, let count = Int(rest[0]), ["stream", "all"].contains(rest[2]) else {
+            fail("usage: pipeline EVENTS PATH stream|all")
+        }
+        for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: rest[1] + suffix) }
+        let journal = try Journal(path: rest[1])
+        let run = try await journal.createRun(backup: "b", source: "local", options: "{}")
+        for chunk in stride(from: 0, to: count, by: 10_000) {
+            try await journal.addEvents(run, (chunk..<min(count, chunk + 10_000)).map {
+                NewEvent(kind: $0 % 2 == 0 ? .downloadPart : .attachPart, database: "db", table: "t",
+                         part: "all_\($0 / 2)_\($0 / 2)_0", bytes: 1000, identity: String(repeating: "a", count: 32),
+                         sequence: $0)
+            })
+        }
+        let written = maxRSS()
+        let clock = ContinuousClock()
+        let started = clock.now
+        var seen = 0
+        var bytes: Int64 = 0
+        if rest[2] == "stream" {
+            let pairs = DownloadAttachPairs(events: JournalEventStream(journal: journal, run: run, database: "db", table: "t",
+                                                                       kinds: [.downloadPart, .attachPart]))
+            for try await (pair, size) in pairs.orderedMap(width: 8, { pair in (pair, pair.download.bytes) }) {
+                seen += pair.attach.kind == .attachPart ? 2 : 0
+                bytes += size
+            }
+        } else {
+            for event in try await journal.events(run, database: "db", table: "t") {
+                seen += 1
+                bytes += event.bytes / 2
+            }
+        }
+        let elapsed = clock.now - started
+        guard seen == count else { fail("read \(seen) of \(count) events") }
+        report(["benchmark": "pipeline", "mode": rest[2], "events": count, "bytes": bytes,
+                "seconds": Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+                "peak_rss_after_write": written, "peak_rss_after_read": maxRSS()])
     case "s3-delete":
         let rest = Array(arguments.dropFirst())
         guard rest.count == 1 else { fail("usage: s3-delete KEY") }

@@ -317,13 +317,17 @@ public actor Journal {
         return rows.first ?? (0, 0)
     }
 
-    /// The first event of a table that is neither done nor failed, in execution order.
-    public func nextUnfinished(_ run: Int64, database: String, table: String) throws -> JournalEvent? {
+    /// The first event of a table (of `kinds`, or any) that is neither done nor failed, in
+    /// execution order.
+    public func nextUnfinished(_ run: Int64, database: String, table: String, kinds: [EventKind] = EventKind.allCases)
+        throws -> JournalEvent?
+    {
         try flush()
+        let placeholders = Array(repeating: "?", count: kinds.count).joined(separator: ", ")
         return try db.query("""
             \(Self.eventSelect) WHERE run_id = ? AND database_name = ? AND table_name = ?
-              AND state NOT IN ('done', 'failed') ORDER BY sequence, id LIMIT 1
-            """, bindings: [run, database, table], transform: Self.event).first
+              AND state NOT IN ('done', 'failed') AND kind IN (\(placeholders)) ORDER BY sequence, id LIMIT 1
+            """, bindings: [run, database, table] + kinds.map(\.rawValue), transform: Self.event).first
     }
 
     /// A run's events of one kind, in order.
@@ -348,6 +352,23 @@ public actor Journal {
             counts.bytesDownloaded += row.int64(2)
         }
         return counts
+    }
+
+    /// Per table of a run: its events, how many are done and how many failed (`journal show`).
+    public func tableCounts(_ run: Int64) throws -> [(database: String, table: String, events: Int, done: Int, failed: Int)] {
+        try flush()
+        return try db.query("""
+            SELECT database_name, table_name, count(*), sum(state = 'done'), sum(state = 'failed') FROM events
+            WHERE run_id = ? GROUP BY database_name, table_name ORDER BY database_name, table_name
+            """, bindings: [run]) { ($0.string(0) ?? "", $0.string(1) ?? "", $0.int(2), $0.int(3), $0.int(4)) }
+    }
+
+    /// A run's events in one state, in order.
+    public func events(_ run: Int64, state: EventState) throws -> [JournalEvent] {
+        try flush()
+        return try db.query("""
+            \(Self.eventSelect) WHERE run_id = ? AND state = ? ORDER BY id
+            """, bindings: [run, state.rawValue], transform: Self.event)
     }
 
     /// The first `limit` failed events of a run, in order.

@@ -16,6 +16,14 @@ public struct JournalEventStream: AsyncSequence, Sendable {
     let kinds: [EventKind]
     var pageSize = 256
 
+    public init(journal: Journal, run: Int64, database: String, table: String, kinds: [EventKind]) {
+        self.journal = journal
+        self.run = run
+        self.database = database
+        self.table = table
+        self.kinds = kinds
+    }
+
     public func makeAsyncIterator() -> Iterator {
         Iterator(stream: self)
     }
@@ -44,10 +52,37 @@ public struct JournalEventStream: AsyncSequence, Sendable {
     }
 }
 
+/// A table's download-part events each with the attach-part that follows it.
+public struct DownloadAttachPairs: AsyncSequence, Sendable {
+    public typealias Element = (download: JournalEvent, attach: JournalEvent)
+
+    let events: JournalEventStream
+
+    public init(events: JournalEventStream) { self.events = events }
+
+    public func makeAsyncIterator() -> Iterator { Iterator(events: events.makeAsyncIterator()) }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        var events: JournalEventStream.Iterator
+        var pending: JournalEvent?
+
+        public mutating func next() async throws -> Element? {
+            while let event = try await events.next() {
+                if event.kind == .attachPart, let download = pending {
+                    pending = nil
+                    return (download, event)
+                }
+                pending = event.kind == .downloadPart ? event : nil
+            }
+            return nil
+        }
+    }
+}
+
 extension AsyncSequence where Self: Sendable, Element: Sendable {
     /// Runs `transform` on up to `width` elements at once and yields the results in input
     /// order. At most `width` elements are taken from the base sequence ahead of the consumer.
-    func orderedMap<T: Sendable>(width: Int, _ transform: @escaping @Sendable (Element) async throws -> T)
+    public func orderedMap<T: Sendable>(width: Int, _ transform: @escaping @Sendable (Element) async throws -> T)
         -> OrderedBoundedMap<Self, T>
     {
         OrderedBoundedMap(base: self, width: Swift.max(1, width), transform: transform)
@@ -56,20 +91,20 @@ extension AsyncSequence where Self: Sendable, Element: Sendable {
 
 /// See `AsyncSequence.orderedMap(width:_:)`. Work in flight is cancelled when the consumer stops
 /// iterating or its task is cancelled.
-struct OrderedBoundedMap<Base: AsyncSequence & Sendable, T: Sendable>: AsyncSequence, Sendable
+public struct OrderedBoundedMap<Base: AsyncSequence & Sendable, T: Sendable>: AsyncSequence, Sendable
 where Base.Element: Sendable {
-    typealias Element = T
+    public typealias Element = T
 
     let base: Base
     let width: Int
     let transform: @Sendable (Base.Element) async throws -> T
 
-    func makeAsyncIterator() -> Iterator {
+    public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), window: Window(), width: width, transform: transform)
     }
 
     /// The tasks in flight, oldest first; cancelled when the iterator goes away.
-    final class Window: Sendable {
+    public final class Window: Sendable {
         private let tasks = Mutex<[Task<T, any Error>]>([])
 
         var count: Int { tasks.withLock { $0.count } }
@@ -87,14 +122,14 @@ where Base.Element: Sendable {
         deinit { cancelAll() }
     }
 
-    struct Iterator: AsyncIteratorProtocol {
+    public struct Iterator: AsyncIteratorProtocol {
         var base: Base.AsyncIterator
         let window: Window
         let width: Int
         let transform: @Sendable (Base.Element) async throws -> T
         var baseDone = false
 
-        mutating func next() async throws -> T? {
+        public mutating func next() async throws -> T? {
             while !baseDone && window.count < width {
                 guard let element = try await base.next() else {
                     baseDone = true
@@ -116,7 +151,7 @@ where Base.Element: Sendable {
 
         /// Cancels the work still in flight and waits for it to end: a consumer that stops early
         /// calls it, so no step runs on after its table has given up.
-        func cancelAndWait() async {
+        public func cancelAndWait() async {
             window.cancelAll()
             while let task = window.removeFirst() { _ = try? await task.value }
         }

@@ -63,7 +63,7 @@ public struct RestoreRunner: Sendable {
         let started = ContinuousClock.now
         let journalBefore = await journal.busy
         removeStaging(of: run)
-        let plans = try await journal.events(run).filter { $0.kind == .planTable }
+        let plans = try await journal.events(run, kind: .planTable)
         let transfers = AsyncSemaphore(options.concurrency)
         let progress = RestoreProgress(logger: logger)
         for plan in plans {
@@ -107,8 +107,8 @@ extension Duration {
 extension RestoreRunner {
     /// Marks the first unfinished step of a table failed with `error` (what stopped the table).
     func failNextStep(of planEvent: JournalEvent, run: Int64, error: any Error) async throws {
-        let events = try await journal.events(run, database: planEvent.database, table: planEvent.table)
-        let next = events.first { $0.state != .done && $0.state != .failed } ?? planEvent
+        let next = try await journal.nextUnfinished(run, database: planEvent.database, table: planEvent.table)
+            ?? planEvent
         logger.error("\(planEvent.database).\(planEvent.table): \(error)")
         if next.state != .failed { try await journal.transition(next.id, to: .failed, error: "\(error)") }
     }

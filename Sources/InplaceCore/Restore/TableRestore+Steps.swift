@@ -57,57 +57,51 @@ extension TableRestore {
 
     // MARK: download-part and attach-part
 
-    func downloadAndAttach(_ pairs: [(JournalEvent, JournalEvent)]) async throws {
+    /// Downloads run ahead of the attaches, `--concurrency` at a time per table and bounded
+    /// across the run by the transfer slots; attaches follow one by one in the plan's order.
+    func downloadAndAttach(_ pairs: DownloadAttachPairs) async throws {
         let detached = try await detachedFolders()
-        // Downloads run ahead (bounded by the run's transfer slots); attaches follow in order.
-        try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
-            var started = 0
-            var finished: [Int: Bool] = [:]
-            func startNext() {
-                guard started < pairs.count else { return }
-                let index = started
-                let (download, _) = pairs[index]
-                started += 1
-                group.addTask {
-                    if download.state == .done { return (index, true) }
-                    if download.state == .failed { return (index, false) }
-                    let target = try detachedFolder(detached, disk: download.disk) + (download.part ?? "")
-                    if download.state == .pending && download.attempts == 0 && FileSystem.exists(target) {
-                        // Refused before it starts, so that a folder found there on resume is known
-                        // to be this step's own.
-                        try await journal.transition(download.id, to: .failed,
-                                                     error: "\(target) already exists and is not this restore's; attach or remove it, then replay")
-                        return (index, false)
-                    }
-                    let folder = try detachedFolder(detached, disk: download.disk)
-                    // Its `done` rides with the attach's `started`: a complete download is in
-                    // detached/, where a resume finds it.
-                    let ok = try await transfers.withSlot {
-                        try await perform(download, holdDone: true,
-                                          check: { FileSystem.isFolder(folder + (download.part ?? "")) },
-                                          action: { try await self.download(download, into: folder) })
-                    }
-                    return (index, ok)
-                }
-            }
-            for _ in 0..<max(1, options.concurrency) { startNext() }
-            for index in pairs.indices {
-                while finished[index] == nil {
-                    guard let (done, ok) = try await group.next() else { break }
-                    finished[done] = ok
-                    startNext()
-                }
-                let attach = pairs[index].1
+        let downloads = pairs.orderedMap(width: options.concurrency) { [self] pair in
+            (pair, try await fetch(pair.download, detached: detached))
+        }
+        var results = downloads.makeAsyncIterator()
+        do {
+            while let (pair, downloaded) = try await results.next() {
+                let attach = pair.attach
                 guard attach.state != .done else { continue }
-                let folder = try detachedFolder(detached, disk: attach.disk)
-                guard finished[index] == true else {
+                guard downloaded else {
                     if attach.state != .failed {
                         try await journal.transition(attach.id, to: .failed, error: "its download failed")
                     }
                     continue
                 }
-                try await attachPart(attach, download: pairs[index].0, folder: folder)
+                try await attachPart(attach, download: pair.download,
+                                     folder: try detachedFolder(detached, disk: attach.disk))
             }
+        } catch {
+            await results.cancelAndWait()
+            throw error
+        }
+    }
+
+    /// One download step; whether its part is (now) in detached/.
+    private func fetch(_ download: JournalEvent, detached: [String]) async throws -> Bool {
+        if download.state == .done { return true }
+        if download.state == .failed { return false }
+        let folder = try detachedFolder(detached, disk: download.disk)
+        let target = folder + (download.part ?? "")
+        if download.state == .pending && download.attempts == 0 && FileSystem.exists(target) {
+            // Refused before it starts, so that a folder found there on resume is known to be
+            // this step's own.
+            try await journal.transition(download.id, to: .failed,
+                                         error: "\(target) already exists and is not this restore's; attach or remove it, then replay")
+            return false
+        }
+        // Its `done` rides with the attach's `started`: a complete download is in detached/,
+        // where a resume finds it.
+        return try await transfers.withSlot {
+            try await perform(download, holdDone: true, check: { FileSystem.isFolder(target) },
+                              action: { try await self.download(download, into: folder) })
         }
     }
 
@@ -152,13 +146,12 @@ extension TableRestore {
     /// least the kept ones, plus the attaches of that identity before it that are done, plus one.
     /// Counted, never "some part has this hash": identical data gives identical hashes.
     private func attachedAlready(_ attach: JournalEvent) async throws -> Bool {
-        let events = try await journal.events(run, database: planEvent.database, table: planEvent.table)
-        let earlier = events.filter {
-            $0.kind == .attachPart && $0.identity == attach.identity && $0.sequence < attach.sequence
-        }
+        guard let identity = attach.identity else { return false }
+        let earlier = try await journal.earlierAttaches(run, database: planEvent.database, table: planEvent.table,
+                                                        identity: identity, before: attach.sequence)
         let kept = (attach.expectedCount ?? 1) - earlier.count - 1
-        let expected = kept + earlier.filter { $0.state == .done }.count + 1
-        return try await liveCount(attach.identity) >= expected
+        let expected = kept + earlier.done + 1
+        return try await liveCount(identity) >= expected
     }
 
     private func download(_ event: JournalEvent, into detached: String) async throws -> ActionResult {

@@ -16,19 +16,21 @@ struct TableRestore: Sendable {
     var qualified: String { ClickHouseSQL.qualified(planEvent.database, planEvent.table) }
 
     func execute() async throws {
-        guard let events = try await planned() else { return }
-        var table = events.filter { $0.kind != .planTable }.sorted { ($0.sequence, $0.id) < ($1.sequence, $1.id) }
-        if let create = table.first(where: { $0.kind == .createTable }), create.state != .done {
-            guard try await perform(create, check: { try await createTableDone(create) }, action: { try await createTable(create) })
+        guard try await planned() else { return }
+        for try await create in stream([.createTable]) where create.state != .done {
+            guard try await perform(create, check: { try await createTableDone(create) },
+                                    action: { try await createTable(create) })
             else { return }  // without its table, nothing else of it can run
         }
         // Merges would replace parts while they are counted and attached: stopped on this table
         // while it is restored, started again after (also after a failure; not after a crash:
         // ClickHouse starts them again at its next restart, or the resumed run does).
-        let touchesParts = table.contains { $0.kind != .createTable && $0.state != .done }
+        let partKinds: [EventKind] = [.dropPart, .downloadPart, .attachPart]
+        let touchesParts = try await journal.nextUnfinished(run, database: planEvent.database, table: planEvent.table,
+                                                            kinds: partKinds) != nil
         if touchesParts { try await client.execute("SYSTEM STOP MERGES \(qualified)") }
         do {
-            try await restoreParts(table)
+            try await restoreParts()
         } catch {
             if touchesParts {
                 let client = self.client, qualified = self.qualified
@@ -39,34 +41,32 @@ struct TableRestore: Sendable {
         if touchesParts { try await client.execute("SYSTEM START MERGES \(qualified)") }
     }
 
-    private func restoreParts(_ events: [JournalEvent]) async throws {
-        var table = events
-        for drop in table where drop.kind == .dropPart && drop.state != .done && drop.state != .failed {
+    /// This table's events of `kinds`, read from the journal a page at a time.
+    func stream(_ kinds: [EventKind]) -> JournalEventStream {
+        JournalEventStream(journal: journal, run: run, database: planEvent.database, table: planEvent.table, kinds: kinds)
+    }
+
+    /// Every drop first, then the downloads and their attaches.
+    private func restoreParts() async throws {
+        for try await drop in stream([.dropPart]) where drop.state != .done && drop.state != .failed {
             _ = try await perform(drop, check: { try await !isActive(drop.part ?? "") },
                                   action: { try await dropPart(drop) })
         }
-        table = try await journal.events(run, database: planEvent.database, table: planEvent.table)
-            .filter { $0.kind != .planTable }
-        let pairs = stride(from: 0, to: table.count, by: 1).compactMap { index -> (JournalEvent, JournalEvent)? in
-            guard table[index].kind == .downloadPart, index + 1 < table.count, table[index + 1].kind == .attachPart
-            else { return nil }
-            return (table[index], table[index + 1])
-        }
-        try await downloadAndAttach(pairs)
+        try await downloadAndAttach(DownloadAttachPairs(events: stream([.downloadPart, .attachPart])))
     }
 
     // MARK: plan-table
 
-    /// The table's events, planning them first when that has not happened yet; nil when refused.
-    private func planned() async throws -> [JournalEvent]? {
+    /// Plans the table's events when that has not happened yet; false when refused.
+    private func planned() async throws -> Bool {
         if planEvent.state != .done {
-            guard planEvent.state != .failed else { return nil }
+            guard planEvent.state != .failed else { return false }
             try await journal.transition(planEvent.id, to: .started)
             let plan = try JSONDecoder().decode(TablePlan.self, from: Data((planEvent.detail ?? "").utf8))
             if let refused = plan.refused {
                 try await journal.transition(planEvent.id, to: .failed, error: "refused: \(refused)")
                 runner.logger.warning("\(planEvent.database).\(planEvent.table): refused: \(refused)")
-                return nil
+                return false
             }
             let metadata = try await runner.source.tableMetadata(database: plan.database, table: plan.table)
             let backup = try await runner.source.metadata()
@@ -74,7 +74,7 @@ struct TableRestore: Sendable {
             try await journal.completePlanTable(planEvent.id, run: run, emitting: events,
                                                 detail: "\(events.count) event(s)")
         }
-        return try await journal.events(run, database: planEvent.database, table: planEvent.table)
+        return true
     }
 
     /// The events a table plan emits, in execution order.
