@@ -54,6 +54,9 @@ public actor Journal {
             lockDescriptor = -1
         }
         do {
+            // Refused before the read-write open, which would switch another application's
+            // database to WAL mode.
+            if !readOnly { try Self.inspectExisting(path) }
             db = try SQLiteConnection(path: path, readOnly: readOnly, busyTimeout: .seconds(10))
             // Pages stay in memory, and the WAL is folded back into the file (with an fsync)
             // every 10,000 pages rather than every 1,000: fewer syncs on a long run.
@@ -73,24 +76,36 @@ public actor Journal {
         crashAfter = environment["INPLACE_TEST_CRASH_AFTER_TRANSITION"].flatMap { Int($0) }
     }
 
-    deinit {
-        if lockDescriptor >= 0 { close(lockDescriptor) }
+    /// Refuses an existing file that is not an inplace journal, or is one of a newer schema, by
+    /// reading it only.
+    private static func inspectExisting(_ path: String) throws {
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_size > 0 else { return }
+        _ = try checkSchema(try SQLiteConnection(path: path, readOnly: true, busyTimeout: .seconds(10)), path: path)
     }
 
-    private static func migrate(_ db: SQLiteConnection, readOnly: Bool, path: String) throws {
+    /// The journal's schema version; throws for a newer schema and for another application's
+    /// database.
+    private static func checkSchema(_ db: SQLiteConnection, path: String) throws -> Int {
         let version = Int(try db.queryScalarInt("PRAGMA user_version") ?? 0)
         if version > knownVersion {
             throw JournalError(.newerSchema(found: version, known: knownVersion),
                                "the journal \(path) was written by a newer inplace (schema \(version), this one knows \(knownVersion)); use that version")
         }
-        if version == 0 {
-            let tables = try db.queryScalarInt("SELECT count(*) FROM sqlite_master") ?? 0
-            if tables > 0 {
-                throw JournalError(.notAJournal, "\(path) is a SQLite database but not an inplace journal; pass another --journal")
-            }
-            if readOnly {
-                throw JournalError(.notFound, "the journal \(path) is empty: no run has been journaled in it yet")
-            }
+        if version == 0, try db.queryScalarInt("SELECT count(*) FROM sqlite_master") ?? 0 > 0 {
+            throw JournalError(.notAJournal, "\(path) is a SQLite database but not an inplace journal; pass another --journal")
+        }
+        return version
+    }
+
+    deinit {
+        if lockDescriptor >= 0 { close(lockDescriptor) }
+    }
+
+    private static func migrate(_ db: SQLiteConnection, readOnly: Bool, path: String) throws {
+        let version = try checkSchema(db, path: path)
+        if version == 0 && readOnly {
+            throw JournalError(.notFound, "the journal \(path) is empty: no run has been journaled in it yet")
         }
         guard version < knownVersion else { return }
         guard !readOnly else {
