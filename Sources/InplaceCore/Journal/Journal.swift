@@ -15,6 +15,9 @@ public actor Journal {
     public nonisolated let path: String
     private let db: SQLiteConnection
     private let lockDescriptor: Int32
+    /// The file's device and inode when opened: a journal deleted or replaced under a running
+    /// process is noticed at the end instead of reported as recorded.
+    private nonisolated let identity: (device: UInt64, inode: UInt64)?
     private var transitionsCommitted = 0
     /// Time spent in this journal's SQLite work (for the journal-cost benchmark).
     public private(set) var busy: Duration = .zero
@@ -74,6 +77,21 @@ public actor Journal {
             throw error
         }
         crashAfter = environment["INPLACE_TEST_CRASH_AFTER_TRANSITION"].flatMap { Int($0) }
+        identity = Self.fileIdentity(path)
+    }
+
+    private static func fileIdentity(_ path: String) -> (device: UInt64, inode: UInt64)? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (UInt64(info.st_dev), UInt64(info.st_ino))
+    }
+
+    /// Throws when the journal's file is no longer at `path` (deleted or replaced since it was
+    /// opened): what this process journaled since then is lost with the old file.
+    public nonisolated func verifyStillOnDisk() throws(JournalError) {
+        guard let identity, let now = Self.fileIdentity(path), now == identity else {
+            throw JournalError(.removed, "the journal \(path) was deleted or replaced while this process used it: the record of this run is lost. Check the tables with inplace plan; a new restore of the same backup converges from the live state")
+        }
     }
 
     /// Refuses an existing file that is not an inplace journal, or is one of a newer schema, by
