@@ -33,8 +33,11 @@ public actor Journal {
         if !readOnly {
             let folder = (path as NSString).deletingLastPathComponent
             if !folder.isEmpty && !FileManager.default.fileExists(atPath: folder) {
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
-                                                        attributes: [.posixPermissions: 0o700])
+                do {
+                    try FileSystem.makeFolders(folder, mode: 0o700)
+                } catch {
+                    throw JournalError(.sqlite, "cannot create the journal's folder: \(error.message)")
+                }
             }
             let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
             guard fd >= 0 else {
