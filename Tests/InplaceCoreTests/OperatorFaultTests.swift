@@ -106,7 +106,7 @@ struct ServerFaultTests {
         let port = try freeLoopbackPort()
         let started = ContinuousClock.now
         let result = try CLI.run(["plan", "any", "--config", config],
-                                 environment: ["CLICKHOUSE_HTTP_PORT": String(port), "RETRIES_ON_FAILURE": "0"])
+                                 environment: ["CLICKHOUSE_HTTP_PORT": String(port)])
         #expect(result.status == 4, "\(result.stderr)")
         #expect(result.stderr.contains("127.0.0.1:\(port)"), "\(result.stderr)")
         #expect(result.stderr.contains("clickhouse.host") && result.stderr.contains("clickhouse.http_port"))
