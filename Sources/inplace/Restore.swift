@@ -69,7 +69,8 @@ struct RestoreCommand: AsyncParsableCommand {
                                        retry: retryPolicy(config))
             if !newRun, let unfinished = try await journal.unfinishedRun(backup: name, options: options.json) {
                 FileHandle.standardError.write(Data("inplace: run \(unfinished.id) of \(name) with these options did not finish; resuming it (pass --new-run to start over)\n".utf8))
-                try await finish(try await cancellable { try await runner.resume(unfinished.id, options: options) })
+                try await finish(try await cancellable { try await runner.resume(unfinished.id, options: options) },
+                                 journal: journal)
                 return
             }
             let planned = try await PlanBuilder(client: client).build(.init(
@@ -80,12 +81,13 @@ struct RestoreCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("inplace: error: nothing was changed: \(refused)\n".utf8))
                 throw ExitCode(Exit.planRefused)
             }
-            try await finish(try await cancellable { try await runner.start(planned, options: options) })
+            try await finish(try await cancellable { try await runner.start(planned, options: options) }, journal: journal)
         }
     }
 
-    func finish(_ summary: RestoreSummary) async throws {
+    func finish(_ summary: RestoreSummary, journal: Journal) async throws {
         try report(summary, json: json)
+        try journal.verifyStillOnDisk()
         if summary.state != .done { throw ExitCode(Exit.restoreIncomplete) }
     }
 }
@@ -134,6 +136,7 @@ func resumeRun(_ run: JournalRun, config: InplaceConfig, client: ClickHouseClien
                                disks: try await ClickHouseCatalog(client: client).disks(), retry: retryPolicy(config))
     let summary = try await cancellable { try await runner.resume(run.id, options: options) }
     try report(summary, json: json)
+    try journal.verifyStillOnDisk()
     if summary.state != .done { throw ExitCode(Exit.restoreIncomplete) }
 }
 

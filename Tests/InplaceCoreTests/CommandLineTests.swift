@@ -31,7 +31,11 @@ struct CLI {
     }
 
     static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
-        let process = process(arguments, environment: environment)
+        try capture(process(arguments, environment: environment))
+    }
+
+    /// Runs `process` to its end, capturing both output streams.
+    static func capture(_ process: Process) throws -> Result {
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
@@ -156,9 +160,18 @@ struct SecretScanTests {
             ["list"], ["list", "remote", "--json"],
             ["plan", name], ["plan", "--from", "remote", "--json", name],
             ["restore", "--journal", journal, "--json", name],
-            ["journal", "list", "--journal", journal], ["journal", "show", "--journal", journal, "--json"],
+            ["restore", "--journal", journal, "--new-run", "--from", "remote", name],
+            ["journal", "list", "--journal", journal], ["journal", "list", "--journal", journal, "--json"],
+            ["journal", "show", "--journal", journal, "--json"], ["journal", "show", "--journal", journal, "1"],
             ["journal", "show", "--journal", journal, "--event", "2"],
-            ["create", "--tables", "nothing_here.*", TestBed.uniqueName("n")],  // an error path
+            ["journal", "show", "--journal", journal, "--event", "2", "--json"],
+            ["journal", "replay", "1", "--failed", "--journal", journal],
+            ["list", "local", "--json"], ["list", "local"],
+            // Error paths.
+            ["resume", "--journal", journal], ["resume", "99", "--journal", journal, "--json"],
+            ["create", "--tables", "nothing_here.*", TestBed.uniqueName("n")],
+            ["upload", "no_such_backup_\(UUID().uuidString.prefix(8))"],
+            ["plan", "--from", "remote", "no_such_backup"],
         ]
         var outputs: [String] = []
         for command in commands {
@@ -175,13 +188,30 @@ struct SecretScanTests {
                                  environment: env.merging(["S3_SECRET_KEY": wrongSecret]) { $1 })
         #expect(denied.status == 6)
         outputs += [refused.all, denied.all]
+        let wrongPasswordCommands: [[String]] = [
+            ["plan", "--json", name], ["restore", "--journal", journal, name], ["resume", "--journal", journal],
+            ["journal", "replay", "1", "--failed", "--journal", journal], ["create", TestBed.uniqueName("n")],
+        ]
+        for command in wrongPasswordCommands {
+            let result = try CLI.run(command + ["--config", config, "--log-level", "trace"],
+                                     environment: env.merging(["CLICKHOUSE_PASSWORD": wrongPassword]) { $1 })
+            #expect(result.status == 4, "\(command): \(result.stderr)")
+            outputs.append(result.all)
+        }
+        for command in [["upload", name], ["plan", "--from", "remote", name], ["restore", "--from", "remote", "--journal", journal, name]] {
+            let result = try CLI.run(command + ["--config", config, "--log-level", "trace"],
+                                     environment: env.merging(["S3_SECRET_KEY": wrongSecret]) { $1 })
+            #expect(result.status == 6, "\(command): \(result.stderr)")
+            outputs.append(result.all)
+        }
 
         let secrets = [bed.clickHousePassword, bed.s3SecretKey, wrongPassword, wrongSecret]
         for (index, output) in outputs.enumerated() {
             for secret in secrets { #expect(!output.contains(secret), "output of command \(index) holds a secret") }
         }
         #expect(outputs.contains { $0.contains("\"complete\"") }, "the commands really ran")
-        for file in [journal, journal + "-wal"] where FileManager.default.fileExists(atPath: file) {
+        #expect(FileManager.default.fileExists(atPath: journal))
+        for file in [journal, journal + "-wal", journal + "-shm"] where FileManager.default.fileExists(atPath: file) {
             let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
             for secret in secrets { #expect(bytes.range(of: Data(secret.utf8)) == nil, "\(file) holds a secret") }
         }

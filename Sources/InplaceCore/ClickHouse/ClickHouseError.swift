@@ -79,12 +79,15 @@ public struct ClickHouseError: Error, CustomStringConvertible, Sendable {
         case .server(let code, let name):
             text = "ClickHouse error \(code) (\(name)) from \(server): \(message)"
         case .authentication:
-            text = "ClickHouse at \(server) refused the credentials: \(message). "
+            text = "ClickHouse at \(server): authentication failed (\(message)). "
                 + "Check clickhouse.username and clickhouse.password (or CLICKHOUSE_USERNAME / CLICKHOUSE_PASSWORD)."
         case .unsupportedVersion(let found, let minimum):
             text = "ClickHouse at \(server) is version \(found); inplace needs \(minimum) or newer. Nothing was changed."
-        case .transport:
+        case .transport(let kind):
             text = "cannot reach ClickHouse at \(server): \(message)"
+            if [.couldNotConnect, .couldNotResolveHost, .timedOut].contains(kind) {
+                text += ". Check clickhouse.host and clickhouse.http_port (or CLICKHOUSE_HOST / CLICKHOUSE_HTTP_PORT) and that the server runs."
+            }
         case .badResponse:
             text = "unexpected answer from ClickHouse at \(server): \(message)"
         case .cancelled:

@@ -19,6 +19,9 @@ public actor Journal {
     public nonisolated let path: String
     private let db: SQLiteConnection
     private let lockDescriptor: Int32
+    /// The file's device and inode when opened: a journal deleted or replaced under a running
+    /// process is noticed at the end instead of reported as recorded.
+    private nonisolated let identity: (device: UInt64, inode: UInt64)?
     private var transitionsCommitted = 0
     /// Transitions held back, committed with the next write or before the next read.
     private var held: [Change] = []
@@ -38,8 +41,11 @@ public actor Journal {
         if !readOnly {
             let folder = (path as NSString).deletingLastPathComponent
             if !folder.isEmpty && !FileManager.default.fileExists(atPath: folder) {
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
-                                                        attributes: [.posixPermissions: 0o700])
+                do {
+                    try FileSystem.makeFolders(folder, mode: 0o700)
+                } catch {
+                    throw JournalError(.sqlite, "cannot create the journal's folder: \(error.message)")
+                }
             }
             let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
             guard fd >= 0 else {
@@ -62,6 +68,9 @@ public actor Journal {
             lockDescriptor = -1
         }
         do {
+            // Refused before the read-write open, which would switch another application's
+            // database to WAL mode.
+            if !readOnly { try Self.inspectExisting(path) }
             db = try SQLiteConnection(path: path, readOnly: readOnly, busyTimeout: .seconds(10))
             // Pages stay in memory, and the WAL is folded back into the file (with an fsync)
             // every 10,000 pages rather than every 1,000: fewer syncs on a long run.
@@ -79,6 +88,43 @@ public actor Journal {
             throw error
         }
         crashAfter = environment["INPLACE_TEST_CRASH_AFTER_TRANSITION"].flatMap { Int($0) }
+        identity = Self.fileIdentity(path)
+    }
+
+    private static func fileIdentity(_ path: String) -> (device: UInt64, inode: UInt64)? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (UInt64(info.st_dev), UInt64(info.st_ino))
+    }
+
+    /// Throws when the journal's file is no longer at `path` (deleted or replaced since it was
+    /// opened): what this process journaled since then is lost with the old file.
+    public nonisolated func verifyStillOnDisk() throws(JournalError) {
+        guard let identity, let now = Self.fileIdentity(path), now == identity else {
+            throw JournalError(.removed, "the journal \(path) was deleted or replaced while this process used it: the record of this run is lost. Check the tables with inplace plan; a new restore of the same backup converges from the live state")
+        }
+    }
+
+    /// Refuses an existing file that is not an inplace journal, or is one of a newer schema, by
+    /// reading it only.
+    private static func inspectExisting(_ path: String) throws {
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_size > 0 else { return }
+        _ = try checkSchema(try SQLiteConnection(path: path, readOnly: true, busyTimeout: .seconds(10)), path: path)
+    }
+
+    /// The journal's schema version; throws for a newer schema and for another application's
+    /// database.
+    private static func checkSchema(_ db: SQLiteConnection, path: String) throws -> Int {
+        let version = Int(try db.queryScalarInt("PRAGMA user_version") ?? 0)
+        if version > knownVersion {
+            throw JournalError(.newerSchema(found: version, known: knownVersion),
+                               "the journal \(path) was written by a newer inplace (schema \(version), this one knows \(knownVersion)); use that version")
+        }
+        if version == 0, try db.queryScalarInt("SELECT count(*) FROM sqlite_master") ?? 0 > 0 {
+            throw JournalError(.notAJournal, "\(path) is a SQLite database but not an inplace journal; pass another --journal")
+        }
+        return version
     }
 
     deinit {
@@ -86,19 +132,9 @@ public actor Journal {
     }
 
     private static func migrate(_ db: SQLiteConnection, readOnly: Bool, path: String) throws {
-        let version = Int(try db.queryScalarInt("PRAGMA user_version") ?? 0)
-        if version > knownVersion {
-            throw JournalError(.newerSchema(found: version, known: knownVersion),
-                               "the journal \(path) was written by a newer inplace (schema \(version), this one knows \(knownVersion)); use that version")
-        }
-        if version == 0 {
-            let tables = try db.queryScalarInt("SELECT count(*) FROM sqlite_master") ?? 0
-            if tables > 0 {
-                throw JournalError(.notAJournal, "\(path) is a SQLite database but not an inplace journal; pass another --journal")
-            }
-            if readOnly {
-                throw JournalError(.notFound, "the journal \(path) is empty: no run has been journaled in it yet")
-            }
+        let version = try checkSchema(db, path: path)
+        if version == 0 && readOnly {
+            throw JournalError(.notFound, "the journal \(path) is empty: no run has been journaled in it yet")
         }
         guard version < knownVersion else { return }
         guard !readOnly else {

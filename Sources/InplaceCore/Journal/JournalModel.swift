@@ -127,6 +127,8 @@ public struct JournalError: Error, CustomStringConvertible, Sendable {
         case notAJournal
         case newerSchema(found: Int, known: Int)
         case notFound
+        /// The journal's file was deleted or replaced while a process used it.
+        case removed
         case sqlite
     }
 

@@ -42,13 +42,18 @@ public enum FileSystem {
         return true
     }
 
-    /// Creates `path` and missing parents with `mode` (0750 by default).
+    /// Creates `path` and missing parents with `mode` (0750 by default). Each folder is created
+    /// with `mode` itself (then set exactly, whatever the umask): FileManager creates it 0777 less
+    /// the umask and narrows it afterwards, so an owner-only folder was briefly open to all.
     public static func makeFolders(_ path: String, mode: mode_t = 0o750) throws(BackupError) {
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: Int(mode)])
-        } catch {
-            throw BackupError(.io, "cannot create folder \(path): \(error.localizedDescription)")
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            if mkdir(prefix, mode) == 0 {
+                guard chmod(prefix, mode) == 0 else { throw ioError("cannot set the mode of \(prefix)") }
+            } else if errno != EEXIST || !isFolder(prefix) {
+                throw ioError("cannot create folder \(prefix)")
+            }
         }
     }
 
