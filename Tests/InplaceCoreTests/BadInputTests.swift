@@ -20,6 +20,7 @@ struct BadInputFixture {
     let layout: LocalBackupLayout
     let store: RemoteBackupStore
     let folder: TemporaryFolder
+    let secrets: [String]
     /// The table's parts when the backup was made.
     let backupParts: [ClickHouseCatalog.Part]
 
@@ -31,12 +32,14 @@ struct BadInputFixture {
         try await sample.addTable(table)
         let name = TestBed.uniqueName(prefix)
         let path = "it/\(TestBed.uniqueName(prefix))"
-        _ = try await BackupCreator(client: ch).create(.init(name: name, tables: TablePattern(patterns: ["\(sample.name).\(table)"])))
+        let pattern = TablePattern(patterns: ["\(sample.name).\(table)"])
+        _ = try await BackupCreator(client: ch).create(.init(name: name, tables: pattern))
         return BadInputFixture(
             ch: ch, database: sample.name, table: table, name: name, env: ["S3_PATH": path],
             config: TestBed.envFile.replacingOccurrences(of: "/env", with: "/config.yml"),
             layout: LocalBackupLayout(disks: try await ClickHouseCatalog(client: ch).disks()),
             store: RemoteBackupStore(s3: try bed.s3(), path: path), folder: try TemporaryFolder(),
+            secrets: [bed.clickHousePassword, bed.s3SecretKey],
             backupParts: try await sample.parts(table))
     }
 
@@ -65,10 +68,13 @@ struct BadInputFixture {
 
     var backupIdentities: [String] { backupParts.map { "\($0.partitionID)/\($0.hash)" }.sorted() }
 
-    /// `inplace restore` through the built binary, with a journal of its own.
+    /// `inplace restore` through the built binary, with a journal of its own; no secret in what
+    /// it prints, on any path.
     func restore(_ arguments: [String] = []) throws -> CLI.Result {
-        try CLI.run(["restore", "--config", config, "--journal", folder.path("journal.sqlite")] + arguments + [name],
-                    environment: env)
+        let result = try CLI.run(["restore", "--config", config, "--journal", folder.path("journal.sqlite")] + arguments + [name],
+                                 environment: env)
+        for secret in secrets where !secret.isEmpty { #expect(!result.all.contains(secret), "a secret in the output") }
+        return result
     }
 
     // Local backup files.
@@ -227,13 +233,17 @@ struct BadInputTests {
         let garbage = Array("{\"table\": \"t\", \"parts\": [[[".utf8)
         let fixture = try await prepared("bad_table", location) { f in
             guard location == .local else { return }
-            if present { try FileSystem.writeDurably(garbage, to: f.tableFile) } else { try FileManager.default.removeItem(atPath: f.tableFile) }
+            if present {
+                try FileSystem.writeDurably(garbage, to: f.tableFile)
+            } else {
+                try FileManager.default.removeItem(atPath: f.tableFile)
+            }
         } damageRemote: { f in
             let key = f.store.tableMetadataKey(f.name, database: f.database, table: f.table)
             if present { try await f.store.s3.put(key, bytes: garbage) } else { try await f.store.s3.delete(key) }
         }
-        try await expectRefused(fixture, status: 7,
-                                present ? ["is not valid table metadata"] : ["has no metadata for \(fixture.database).t", "is missing"])
+        let words = present ? ["is not valid table metadata"] : ["has no metadata for \(fixture.database).t", "is missing"]
+        try await expectRefused(fixture, status: 7, words)
         await fixture.cleanup()
     }
 
@@ -266,18 +276,22 @@ struct BadInputTests {
     // MARK: 4. and 5. Corrupt part files
 
     @Test("""
-        a part file damaged in the backup: checksums.txt (ATTACH refuses it, Code 40), or a byte of data.bin (ATTACH \
-        takes it, CHECK TABLE catches it, it is detached again): exit 12, nothing the backup shares with the table lost
-        """, arguments: ["checksums.txt", "data.bin"], Where.allCases)
+        a part file damaged in the backup: checksums.txt changed (ATTACH refuses it, Code 40), count.txt gone \
+        (Code 226), a byte of data.bin flipped (ATTACH takes it, CHECK TABLE catches it, it is detached again): \
+        exit 12, nothing the backup shares with the table lost
+        """, arguments: ["checksums.txt", "-count.txt", "data.bin"], Where.allCases)
     func damagedPartFile(file: String, location: Where) async throws {
+        let removed = file.hasPrefix("-")
+        let name = removed ? String(file.dropFirst()) : file
         let fixture = try await prepared("bad_file", location) { f in
-            try BackupEdit.flipByte(f.partFolder(f.missingPart.name) + "/" + file)
-            #expect(differingFiles(f.partFolder(f.missingPart.name), f.missingPart.path) == [file],
+            let path = f.partFolder(f.missingPart.name) + "/" + name
+            if removed { try FileManager.default.removeItem(atPath: path) } else { try BackupEdit.flipByte(path) }
+            #expect(differingFiles(f.partFolder(f.missingPart.name), f.missingPart.path) == [name],
                     "the backup's copy changed, the live part's stayed")
         }
-        let words = file == "checksums.txt"
-            ? ["CHECKSUM_DOESNT_MATCH", "remove it before restoring this part again"]
-            : ["CHECK TABLE failed", "the part was detached again"]
+        let words = file == "data.bin"
+            ? ["CHECK TABLE failed", "the part was detached again"]
+            : [removed ? "NO_FILE_IN_DATA_PART" : "CHECKSUM_DOESNT_MATCH", "remove it before restoring this part again"]
         let result = try await expectFailedSafely(fixture, ["attach-part", fixture.missingPart.name] + words)
         // The flipped data byte leaves hash_of_all_files as the backup recorded it (the hash
         // covers checksums.txt, not the bytes it describes): the CHECK is what catches it.
