@@ -384,7 +384,8 @@ struct BadInputTests {
             }
             try await f.store.s3.delete(f.archiveKey)
         }
-        try await expectRefused(fixture, status: 11, ["nothing was changed", "is missing (\(fixture.missingPart.name))"])
+        try await expectRefused(fixture, status: 11, ["nothing was changed", "is missing (\(fixture.missingPart.name))",
+                                                      "base backup '\(base)' (required_backup)"])
         await fixture.cleanup()
     }
 
