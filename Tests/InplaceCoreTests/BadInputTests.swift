@@ -205,12 +205,14 @@ struct BadInputTests {
 
     // MARK: 1. Missing backup
 
-    @Test("a backup that does not exist exits 7 and changes nothing", arguments: Where.allCases)
-    func missingBackup(location: Where) async throws {
+    @Test("a backup that does not exist exits 7 and changes nothing (--from local, --from remote, and without --from)",
+          arguments: [Where.local, Where.remote, nil])
+    func missingBackup(location: Where?) async throws {
         let fixture = try await prepared("bad_missing", .local)
         try FileManager.default.removeItem(atPath: fixture.layout.folder(fixture.name))
+        // Without --from, a name not found locally is looked for in S3 (configured on the bed).
         let words = location == .local ? ["no local backup named '\(fixture.name)'"] : ["no remote backup named '\(fixture.name)'"]
-        try await expectRefused(fixture, ["--from", location.rawValue], status: 7, words)
+        try await expectRefused(fixture, location.map { ["--from", $0.rawValue] } ?? [], status: 7, words)
         await fixture.cleanup()
     }
 
