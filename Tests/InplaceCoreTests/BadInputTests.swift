@@ -191,10 +191,11 @@ struct BadInputTests {
             #expect(result.all.contains(word), "no '\(word)' in: \(result.all)", sourceLocation: sourceLocation)
         }
         let after = try await fixture.live()
-        var shared = fixture.backupIdentities
-        shared.removeAll { $0 == "\(fixture.missingPart.partitionID)/\(fixture.missingPart.hash)" }
-        for identity in Set(shared) {
-            #expect(after.filter { $0 == identity }.count >= min(before.filter { $0 == identity }.count, 1),
+        let damaged = "\(fixture.missingPart.partitionID)/\(fixture.missingPart.hash)"
+        #expect(!after.contains(damaged), "the damaged part is active", sourceLocation: sourceLocation)
+        for identity in Set(fixture.backupIdentities) where identity != damaged {
+            let count = { (parts: [String]) in parts.filter { $0 == identity }.count }
+            #expect(count(after) >= min(count(before), count(fixture.backupIdentities)),
                     "live part \(identity), also in the backup, was lost", sourceLocation: sourceLocation)
         }
         #expect(after.count <= before.count, sourceLocation: sourceLocation)
