@@ -81,6 +81,14 @@ struct RestoreCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("inplace: error: nothing was changed: \(refused)\n".utf8))
                 throw ExitCode(Exit.planRefused)
             }
+            // Every table it would change refused: a run would change nothing and, journaled as
+            // failed, would be resumed with the same refusal once the cause is fixed.
+            let refused = planned.plan.refusedTables
+            if !refused.isEmpty, planned.plan.tables.allSatisfy({ $0.refused != nil || $0.isNoOp }) {
+                let reasons = refused.map { "\($0.database).\($0.table): \($0.refused ?? "")" }.joined(separator: "; ")
+                FileHandle.standardError.write(Data("inplace: error: nothing was changed: every table to restore is refused: \(reasons)\n".utf8))
+                throw ExitCode(Exit.planRefused)
+            }
             try await finish(try await cancellable { try await runner.start(planned, options: options) }, journal: journal)
         }
     }

@@ -90,7 +90,7 @@ public struct ClickHouseCatalog: Sendable {
         async throws(ClickHouseError) -> [Part]
     {
         guard !tables.isEmpty else { return [] }
-        let keys = "[" + tables.map { "(\(ClickHouseSQL.string($0.database)),\(ClickHouseSQL.string($0.table)))" }
+        let keys = "[" + tables.map { "(\(Self.parameterString($0.database)),\(Self.parameterString($0.table)))" }
             .joined(separator: ",") + "]"
         return try await client.tsvRows(
             """
@@ -105,7 +105,16 @@ public struct ClickHouseCatalog: Sendable {
 
     /// A ClickHouse array literal of strings, for an `Array(String)` query parameter.
     static func arrayLiteral(_ items: [String]) -> String {
-        "[" + items.map { ClickHouseSQL.string($0) }.joined(separator: ",") + "]"
+        "[" + items.map { parameterString($0) }.joined(separator: ",") + "]"
+    }
+
+    /// A string inside an array or tuple parameter. ClickHouse reads such a value as a quoted
+    /// literal after the client has escaped backslashes, tabs and newlines for the parameter, so
+    /// a backslash escape here would arrive doubled: a quote is doubled SQL-style instead, and
+    /// every other character is left to the client's escaping (a name holding `'` or `\` broke
+    /// the parts query).
+    static func parameterString(_ value: String) -> String {
+        "'" + value.replacingOccurrences(of: "'", with: "''") + "'"
     }
 
     private struct DiskRow: TSVDecodable, Sendable {

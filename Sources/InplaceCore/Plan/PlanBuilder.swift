@@ -67,7 +67,7 @@ public struct PlanBuilder: Sendable {
         options.downloadsUseSpace = source.location == .remote
 
         let live = try await liveState(for: loaded.map(\.0))
-        let states = loaded.map { Self.backupState($0.0, missing: $0.1) }
+        let states = loaded.map { Self.backupState($0.0, missing: $0.1, requiredBackup: backup.required_backup) }
         let plan = Planner.plan(backup: states, live: live, options: options)
         return Result(plan: plan, backup: backup, tables: loaded.map(\.0), live: live, serverVersion: version)
     }
@@ -107,7 +107,7 @@ public struct PlanBuilder: Sendable {
                          disks: Dictionary(disks.map { ($0.name, $0.freeSpace) }, uniquingKeysWith: { a, _ in a }))
     }
 
-    static func backupState(_ table: TableMetadata, missing: Set<String>) -> BackupTableState {
+    static func backupState(_ table: TableMetadata, missing: Set<String>, requiredBackup: String? = nil) -> BackupTableState {
         func parts(_ map: [String: [BackupPart]]?, hashes: [String: String]?) -> [BackupTableState.Part] {
             (map ?? [:]).sorted { $0.key < $1.key }.flatMap { disk, parts in
                 parts.map {
@@ -116,10 +116,15 @@ public struct PlanBuilder: Sendable {
                 }
             }
         }
-        return BackupTableState(
+        var state = BackupTableState(
             database: table.database, table: table.table, query: table.query, uuid: table.uuid,
             metadataOnly: table.metadata_only ?? false, parts: parts(table.parts, hashes: table.hash_of_all_files),
             currentParts: table.current_parts.map { parts($0, hashes: table.current_hash_of_all_files) },
             missingData: missing)
+        let required = (table.parts ?? [:]).values.joined().filter { $0.isRequired && missing.contains($0.name) }
+        if !required.isEmpty {
+            state.missingDataNote = "\(required.count) of the backup's missing part(s) are marked required: their data is in its base backup '\(requiredBackup ?? "")' (required_backup), which is missing or lacks them; put the base backup back, or restore from a full backup"
+        }
+        return state
     }
 }

@@ -15,6 +15,8 @@ public struct BackupTableState: Sendable {
     public var currentParts: [Part]?
     /// Parts listed in the metadata whose data is not in the backup (checked before planning).
     public var missingData: Set<String>
+    /// Why some of that data is missing, when the backup says (its required_backup).
+    public var missingDataNote: String?
 
     public struct Part: Sendable, Hashable {
         public var name: String

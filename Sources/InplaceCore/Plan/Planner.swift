@@ -104,7 +104,8 @@ public enum Planner {
         }
         let missing = plan.download.map(\.name).filter { backup.missingData.contains($0) }
         if !missing.isEmpty {
-            return refuse("the backup's data for \(missing.count) part(s) to restore is missing (\(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : "")); nothing will be dropped from this table")
+            let note = backup.missingDataNote.map { "; " + $0 } ?? ""
+            return refuse("the backup's data for \(missing.count) part(s) to restore is missing (\(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : ""))\(note); nothing will be dropped from this table")
         }
         if let current = backup.currentParts, let liveTable {
             plan.drift = drift(current: current, live: liveTable.parts)

@@ -180,8 +180,16 @@ extension TableRestore {
 
     private func attach(_ event: JournalEvent, folder: String) async throws -> ActionResult {
         let part = event.part ?? ""
-        let answer = try await client.execute("ALTER TABLE \(qualified) ATTACH PART \(ClickHouseSQL.string(part))",
+        let answer: String
+        do {
+            answer = try await client.execute("ALTER TABLE \(qualified) ATTACH PART \(ClickHouseSQL.string(part))",
                                               settings: ["alter_partition_verbose_result": "1"])
+        } catch {
+            guard !error.isRetryable else { throw error }
+            // A refused part (a damaged checksums.txt, a missing file) stays where ATTACH left
+            // it, and a later run refuses to download over it: say so.
+            throw BackupError(.missingData, "ClickHouse refused the backup's part \(part): \(error)\nThe part stays in \(folder)\(part) for inspection; remove it before restoring this part again")
+        }
         // command_type, partition_id, part_name, old_part_name
         let fields = answer.split(separator: "\n").first?.split(separator: "\t", omittingEmptySubsequences: false) ?? []
         let newName = fields.count >= 3 ? String(fields[2]) : part
