@@ -237,12 +237,13 @@ struct BackgroundCommand {
     }
 }
 
-/// Polls `condition` every 50 ms; false when `timeout` passed first.
-func waitUntil(_ timeout: Duration, _ condition: () async throws -> Bool) async throws -> Bool {
+/// Polls `condition`; false when `timeout` passed first.
+func waitUntil(_ timeout: Duration, every interval: Duration = .milliseconds(50),
+               _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
-        try await Task.sleep(for: .milliseconds(50))
+        try await Task.sleep(for: interval)
     }
     return try await condition()
 }
