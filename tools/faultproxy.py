@@ -185,7 +185,7 @@ class Proxy:
                 path = target.split("?", 1)[0]
                 if headers.get("expect", "").lower() == "100-continue":
                     client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                body = read_message_body(client, buffer, headers, request=True)
+                body = read_request_body(client, buffer, headers)
                 fault, entry = self.decide(method, path, headers.get("range"))
                 if fault is not None and fault.kind == "fail":
                     entry["status"] = fault.status
@@ -345,7 +345,7 @@ def take_line(sock, buffer):
     return line
 
 
-def read_message_body(sock, buffer, headers, request):
+def read_request_body(sock, buffer, headers):
     """A request body as raw bytes (chunked bodies kept chunked)."""
     if "chunked" in headers.get("transfer-encoding", "").lower():
         out = bytearray()
@@ -361,7 +361,7 @@ def read_message_body(sock, buffer, headers, request):
                         return bytes(out)
             out += take(sock, buffer, size + 2)
     length = int(headers.get("content-length", "0") or 0)
-    return take(sock, buffer, length) if request and length else b""
+    return take(sock, buffer, length) if length else b""
 
 
 def relay_exact(upstream, buffer, length, relay):

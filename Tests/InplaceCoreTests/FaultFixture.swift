@@ -180,6 +180,10 @@ struct FaultRun {
         let counts = try await ch.execute("SELECT count() = uniqExact(id), countIf(id < \(FaultBackup.kept * 10_000_000)) FROM \(q(backup.db)).t")
             .trimmingCharacters(in: .whitespacesAndNewlines)
         if counts != "1\t\(keptRows)" { problems.append("rows: ids unique and kept rows: \(counts), expected 1 and \(keptRows)") }
+        // The run ended: no step is left as begun.
+        for event in try await events() where event.state == .started {
+            problems.append("\(event.kind.rawValue) \(event.part ?? "") is still started")
+        }
         return problems + (try await leftovers(mounts: mounts))
     }
 

@@ -37,8 +37,14 @@ final class FaultProxy: Sendable {
     struct Stats: Decodable, Sendable {
         let requests: Int
         let faults: Int
-        let bytes_relayed: Int
+        /// Answer bytes sent to clients (headers excluded).
+        let bytesRelayed: Int
         let log: [Request]
+
+        enum CodingKeys: String, CodingKey {
+            case requests, faults, log
+            case bytesRelayed = "bytes_relayed"
+        }
     }
 
     struct Failure: Error, CustomStringConvertible {
@@ -69,14 +75,18 @@ final class FaultProxy: Sendable {
         }
         struct Started: Decodable {
             let port: Int
-            let control_port: Int
+            let controlPort: Int
+            enum CodingKeys: String, CodingKey {
+                case port
+                case controlPort = "control_port"
+            }
         }
         guard let started = try? JSONDecoder().decode(Started.self, from: line) else {
             process.terminate()
             throw Failure(description: "tools/faultproxy.py did not start: \(String(decoding: line, as: UTF8.self))")
         }
         port = started.port
-        controlPort = started.control_port
+        controlPort = started.controlPort
     }
 
     deinit { stop() }

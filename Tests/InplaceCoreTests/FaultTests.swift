@@ -67,6 +67,10 @@ struct FaultTests {
         #expect(try await run.problemsAfterFailure() == [])
 
         try await run.proxy.set(.pass)
+        // Resume carries on started and interrupted steps only; failed ones wait for a replay,
+        // and resume says so.
+        let resumed = try CLI.run(["resume", "--config", run.config, "--journal", run.journal], environment: run.environment())
+        #expect(resumed.status == 12 && resumed.stdout.contains("journal replay 1 --failed"), "\(resumed.stdout)")
         let replayed = try run.replayFailed()
         #expect(replayed.status == 0, "\(replayed.stdout) \(replayed.stderr)")
         #expect(try await run.differences() == [])
@@ -124,7 +128,7 @@ struct FaultTests {
         defer { run.finish() }
         try await run.proxy.set(.slow(bytesPerSecond: 1_000_000), only: run.partDownloads)
         let restore = try BackgroundCommand(run.restoreArguments, environment: run.environment(), folder: run.folder)
-        let midway = try await waitUntil(.seconds(30)) { try await run.proxy.stats().bytes_relayed > 1 << 20 }
+        let midway = try await waitUntil(.seconds(30)) { try await run.proxy.stats().bytesRelayed > 1 << 20 }
         #expect(midway, "no part download got under way")
         try await run.proxy.set(.stopped)
         let result = try await restore.wait(timeout: .seconds(90))
@@ -147,7 +151,7 @@ struct FaultTests {
         defer { run.finish() }
         try await run.proxy.set(.slow(bytesPerSecond: 1_000_000), only: run.partDownloads)
         let restore = try BackgroundCommand(run.restoreArguments, environment: run.environment(), folder: run.folder)
-        let midway = try await waitUntil(.seconds(30)) { try await run.proxy.stats().bytes_relayed > 1 << 20 }
+        let midway = try await waitUntil(.seconds(30)) { try await run.proxy.stats().bytesRelayed > 1 << 20 }
         #expect(midway, "no part download got under way")
         kill(restore.process.processIdentifier, signal)
         let result = try await restore.wait(timeout: .seconds(30))
