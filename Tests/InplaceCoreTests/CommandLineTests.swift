@@ -31,11 +31,11 @@ struct CLI {
     }
 
     static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
-        try capture(process(arguments, environment: environment))
+        try runToEnd(process(arguments, environment: environment))
     }
 
-    /// Runs `process` to its end, capturing both output streams.
-    static func capture(_ process: Process) throws -> Result {
+    /// Runs `process` (any program), collecting its output streams, until it exits.
+    static func runToEnd(_ process: Process) throws -> Result {
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out

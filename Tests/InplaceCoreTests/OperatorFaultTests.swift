@@ -172,7 +172,7 @@ extension CLI {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
-        return try capture(process)
+        return try CLI.runToEnd(process)
     }
 }
 

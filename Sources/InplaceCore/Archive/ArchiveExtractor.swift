@@ -51,7 +51,7 @@ public struct ArchiveExtractor: Sendable {
             archive_read_open(archive, Unmanaged.passUnretained(context).toOpaque(), nil, pipeReadCallback, nil)
         }
         guard opened == inplace_archive_ok() else {
-            throw context.failure.map { ArchiveError(kind: .corrupt, archive: archiveName, message: "\($0)") }
+            throw context.failure.map { ArchiveError(kind: .corrupt, archive: archiveName, message: "the download failed: \($0)") }
                 ?? error(.corrupt, archive, entry: nil, "cannot start reading: ")
         }
         do {

@@ -106,11 +106,13 @@ extension Duration {
 
 extension RestoreRunner {
     /// Marks the first unfinished step of a table failed with `error` (what stopped the table).
+    /// When every step already ended (the error came after them, e.g. restarting merges), none is
+    /// changed: failing the done plan-table would make a replay emit the table's steps again.
     func failNextStep(of planEvent: JournalEvent, run: Int64, error: any Error) async throws {
-        let next = try await journal.nextUnfinished(run, database: planEvent.database, table: planEvent.table)
-            ?? planEvent
         logger.error("\(planEvent.database).\(planEvent.table): \(error)")
-        if next.state != .failed { try await journal.transition(next.id, to: .failed, error: "\(error)") }
+        guard let next = try await journal.nextUnfinished(run, database: planEvent.database, table: planEvent.table)
+        else { return }
+        try await journal.transition(next.id, to: .failed, error: "\(error)")
     }
 
     /// Names this journal's run in staging folders: two journals both have a run 1.
