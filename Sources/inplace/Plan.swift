@@ -23,6 +23,8 @@ struct PlanCommand: AsyncParsableCommand {
     var full = false
     @Flag(help: "Do not refuse the plan when a disk lacks the space the restore needs.")
     var ignoreDiskSpace = false
+    @Flag(help: "Plan drops before downloads (frees disk first; see restore --help).")
+    var dropFirst = false
     @Flag(help: "Print the plan as JSON on standard output (documented in README.md).")
     var json = false
     @Argument(help: "The backup's name.")
@@ -37,7 +39,8 @@ struct PlanCommand: AsyncParsableCommand {
                                               remote: try remoteStore(config, required: from == .remote))
             let result = try await PlanBuilder(client: client).build(.init(
                 source: source, tables: TablePattern(tables), skipTables: config.clickhouse.skipTables,
-                options: PlanOptions(dropIfSchemaChanged: dropIfSchemaChanged, full: full, ignoreDiskSpace: ignoreDiskSpace),
+                options: PlanOptions(dropIfSchemaChanged: dropIfSchemaChanged, full: full, ignoreDiskSpace: ignoreDiskSpace,
+                                     dropFirst: dropFirst),
                 concurrency: config.general.downloadConcurrency * 2))
             let threeWay = result.tables.allSatisfy { $0.current_parts != nil || ($0.parts ?? [:]).isEmpty }
             if json {

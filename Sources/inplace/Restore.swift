@@ -38,6 +38,8 @@ struct RestoreCommand: AsyncParsableCommand {
     var full = false
     @Flag(help: "Do not refuse the restore when a disk lacks the space it needs.")
     var ignoreDiskSpace = false
+    @Flag(help: "Drop a table's surplus parts before downloading, to free disk space first. By default drops wait until every backup part of the table is attached and verified, so a damaged backup never costs live data.")
+    var dropFirst = false
     @Option(help: "Transfers and tables at once (default: general.download_concurrency).")
     var concurrency: Int?
     @Flag(help: "Start a new run even when an unfinished run of this backup and options is in the journal.")
@@ -60,7 +62,8 @@ struct RestoreCommand: AsyncParsableCommand {
             let layout = try await localLayout(client)
             let options = RestoreOptions(
                 tables: tables, dropIfSchemaChanged: dropIfSchemaChanged, full: full, dataOnly: data, schemaOnly: schema,
-                ignoreDiskSpace: ignoreDiskSpace, concurrency: concurrency ?? config.general.downloadConcurrency)
+                ignoreDiskSpace: ignoreDiskSpace, concurrency: concurrency ?? config.general.downloadConcurrency,
+                dropFirst: dropFirst)
             let source = try await openBackup(name, from: from, layout: layout,
                                               remote: try remoteStore(config, required: from == .remote))
             let journal = try Journal(path: journalOptions.path(layout))
@@ -75,7 +78,8 @@ struct RestoreCommand: AsyncParsableCommand {
             }
             let planned = try await PlanBuilder(client: client).build(.init(
                 source: source, tables: TablePattern(tables), skipTables: config.clickhouse.skipTables,
-                options: PlanOptions(dropIfSchemaChanged: dropIfSchemaChanged, full: full, ignoreDiskSpace: ignoreDiskSpace),
+                options: PlanOptions(dropIfSchemaChanged: dropIfSchemaChanged, full: full, ignoreDiskSpace: ignoreDiskSpace,
+                                     dropFirst: dropFirst),
                 concurrency: options.concurrency * 2))
             if let refused = planned.plan.refused {
                 FileHandle.standardError.write(Data("inplace: error: nothing was changed: \(refused)\n".utf8))

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import InplaceCore
@@ -39,8 +40,9 @@ struct BadInputTests {
         #expect(try await fixture.leftovers() == [], sourceLocation: sourceLocation)
     }
 
-    /// A run that went ahead and failed: exit 12, the failure named; the parts the live table
-    /// shared with the backup are all still there, and the damaged part is not active.
+    /// A run that went ahead and failed: exit 12, the failure named; not one live part was
+    /// dropped (the live part the backup lacks waits for the backup's parts to attach), and the
+    /// damaged part is not active.
     private func expectFailedSafely(_ fixture: BadInputFixture, _ words: [String],
                                     sourceLocation: SourceLocation = #_sourceLocation) async throws -> CLI.Result {
         let before = try await fixture.live()
@@ -57,7 +59,9 @@ struct BadInputTests {
             #expect(count(after) >= min(count(before), count(fixture.backupIdentities)),
                     "live part \(identity), also in the backup, was lost", sourceLocation: sourceLocation)
         }
-        #expect(after.count <= before.count, sourceLocation: sourceLocation)
+        #expect(after == before, "a live part was dropped or a part attached", sourceLocation: sourceLocation)
+        #expect(result.all.contains("not dropped"), "no word of the withheld drop in: \(result.all)",
+                sourceLocation: sourceLocation)
         // Every row still reads: no corrupt part is active.
         _ = try await fixture.ch.execute("SELECT sum(cityHash64(*)) FROM \(fixture.qualified)")
         return result
@@ -126,12 +130,21 @@ struct BadInputTests {
 
     @Test("a truncated archive fails its download, exit 12: the parts shared with the backup stay, the part is not attached")
     func truncatedArchive() async throws {
+        let original = Mutex<[UInt8]>([])
         let fixture = try await prepared("bad_trunc", .remote) { _ in } damageRemote: { f in
             let bytes = try await f.store.s3.getBytes(f.archiveKey)
+            original.withLock { $0 = bytes }
             try await f.store.s3.put(f.archiveKey, bytes: Array(bytes.prefix(bytes.count / 2)))
         }
         _ = try await expectFailedSafely(fixture, ["download-part", fixture.missingPart.name, "truncated or corrupt archive"])
         #expect(try await fixture.leftovers() == [])
+        // The backup repaired, replaying the failed steps (the withheld drop among them) makes
+        // the table equal to the backup.
+        try await fixture.store.s3.put(fixture.archiveKey, bytes: original.withLock { $0 })
+        let replay = try CLI.run(["journal", "replay", "--config", fixture.config, "--journal",
+                                  fixture.folder.path("journal.sqlite"), "1", "--failed"], environment: fixture.env)
+        #expect(replay.status == 0, "\(replay.all)")
+        #expect(try await fixture.live() == fixture.backupIdentities)
         await fixture.cleanup()
     }
 
@@ -152,15 +165,21 @@ struct BadInputTests {
                     "the backup's copy changed, the live part's stayed")
         }
         let words = file == "data.bin"
-            ? ["CHECK TABLE failed", "the part was detached again"]
-            : [removed ? "NO_FILE_IN_DATA_PART" : "CHECKSUM_DOESNT_MATCH", "remove it before restoring this part again"]
+            ? ["CHECK TABLE failed", "the part was detached again", "moved to", ".inplace-quarantine"]
+            : [removed ? "NO_FILE_IN_DATA_PART" : "CHECKSUM_DOESNT_MATCH", "moved to", ".inplace-quarantine"]
         let result = try await expectFailedSafely(fixture, ["attach-part", fixture.missingPart.name] + words)
         // The flipped data byte leaves hash_of_all_files as the backup recorded it (the hash
         // covers checksums.txt, not the bytes it describes): the CHECK is what catches it.
         #expect(!result.all.contains("the backup's is"), "the hash check fired: \(result.all)")
-        // The damaged part waits in detached/ for an operator: under the backup's name when
-        // ATTACH refused it, under the name ATTACH gave it when it was detached again.
-        #expect(try await fixture.leftovers().count == 1)
+        // The damaged part left detached/ for the quarantine folder (owner-only), where an
+        // operator can look at it; nothing blocks a replay once the backup is repaired.
+        #expect(try await fixture.leftovers() == [])
+        let quarantine = fixture.layout.defaultDiskPath + "backup/.inplace-quarantine/"
+        let held = (try? FileManager.default.contentsOfDirectory(atPath: quarantine))?.filter {
+            $0.hasPrefix(RestoreRunner.stagingPrefix(journal: fixture.folder.path("journal.sqlite"), run: 1))
+        } ?? []
+        #expect(held.count == 1, "quarantined: \(held)")
+        for entry in held { try? FileManager.default.removeItem(atPath: quarantine + entry) }
         await fixture.cleanup()
     }
 

@@ -84,6 +84,8 @@ struct FaultRun {
     let folder: TemporaryFolder
     /// `<default disk>/backup/.inplace-staging/`, where downloads are staged.
     let stagingRoot: String
+    /// The live part the backup lacks (the restore's one drop).
+    let extraHash: String
 
     static func start(_ shared: FaultBackup = .shared) async throws -> FaultRun {
         let bed = try TestBed.load()
@@ -99,9 +101,14 @@ struct FaultRun {
         guard let disk = try await ClickHouseCatalog(client: ch).disks().first(where: { $0.name == "default" }) else {
             throw FaultProxy.Failure(description: "the server has no default disk")
         }
+        let extra = try await ClickHouseCatalog(client: ch).parts(of: [(backup.db, "t")]).map(\.hash)
+            .filter { !backup.hashes.contains($0) }
+        guard extra.count == 1 else {
+            throw FaultProxy.Failure(description: "the live table should hold one part the backup lacks, not \(extra.count)")
+        }
         return FaultRun(bed: bed, ch: ch, config: config, backup: backup,
                         proxy: try FaultProxy(upstream: try bed.value("S3_ENDPOINT")), folder: try TemporaryFolder(),
-                        stagingRoot: disk.path + "backup/.inplace-staging/")
+                        stagingRoot: disk.path + "backup/.inplace-staging/", extraHash: extra[0])
     }
 
     func finish() {
@@ -165,16 +172,21 @@ struct FaultRun {
     }
 
     /// After a run that failed: the parts both sides had are still there, every live part is one
-    /// of the backup's (nothing half-written attached, no id twice), nothing is left in detached/
-    /// or staging.
+    /// of the backup's or the live part the backup lacks (nothing half-written attached, no id
+    /// twice), and that part is still there unless every attach is done (a live part is dropped
+    /// only once the backup's parts are all in); nothing is left in detached/ or staging.
     func problemsAfterFailure(mounts: Set<String> = []) async throws -> [String] {
         var problems: [String] = []
         let live = try await liveParts().map(\.hash)
-        var wanted = backup.hashes
+        var wanted = backup.hashes + [extraHash]
         for hash in live {
             if let index = wanted.firstIndex(of: hash) { wanted.remove(at: index) } else {
                 problems.append("live part \(hash) is not one of the backup's")
             }
+        }
+        let attachesLeft = try await events().contains { $0.kind == .attachPart && $0.state != .done }
+        if attachesLeft && !live.contains(extraHash) {
+            problems.append("the live part the backup lacks was dropped before the backup's parts were all attached")
         }
         let keptRows = FaultBackup.kept * FaultBackup.partRows
         let counts = try await ch.execute("SELECT count() = uniqExact(id), countIf(id < \(FaultBackup.kept * 10_000_000)) FROM \(q(backup.db)).t")

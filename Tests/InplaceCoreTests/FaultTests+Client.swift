@@ -77,7 +77,8 @@ extension FaultTests {
             for n in seen.indices.dropFirst() {
                 let pause = seen[n].t - seen[n - 1].t
                 let ceiling = min(1.0, 0.1 * Double(1 << (n - 1)))
-                #expect(pause >= ceiling / 2 - 0.005 && pause < ceiling + 0.5, "\(status): pause \(n) took \(pause) s")
+                // The upper bound is loose: a loaded 2-core machine delays the proxy's own log.
+                #expect(pause >= ceiling / 2 - 0.005 && pause < ceiling + 3, "\(status): pause \(n) took \(pause) s")
             }
         }
 

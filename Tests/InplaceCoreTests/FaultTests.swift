@@ -61,7 +61,9 @@ struct FaultTests {
         #expect(result.status == 12, "\(result.stderr)")
         let summary = run.summary(result)
         #expect(summary?.state == .partlyFailed)
-        #expect(summary?.failed == 8, "4 downloads and their 4 attaches")
+        #expect(summary?.failed == 9, "4 downloads, their 4 attaches, and the drop withheld")
+        #expect(summary?.failures.contains { $0.contains("drop-part") && $0.contains("not dropped") } == true,
+                "\(summary?.failures ?? [])")
         #expect(summary?.failures.contains { $0.contains("download-part") && $0.contains("S3 InternalError (HTTP 500)") && $0.contains("after 6 attempts") } == true,
                 "\(summary?.failures ?? [])")
         #expect(try await run.problemsAfterFailure() == [])

@@ -191,16 +191,22 @@ struct PlannerTests {
         #expect(plan.refused == nil)
     }
 
-    @Test("not enough disk space refuses the run with the numbers; drops count as freed; the override works")
+    @Test("not enough disk space refuses the run with the numbers; drops count as freed only with --drop-first; the override works")
     func diskSpace() throws {
         let parts = [bpart("all_1_1_0", "a", bytes: 600 << 20), bpart("all_2_2_0", "b", bytes: 600 << 20)]
-        let short = Planner.plan(backup: [backup(parts)], live: live([lpart("all_9_9_0", "z", bytes: 100 << 20)], free: 1 << 30))
+        let dropFirst = PlanOptions(dropFirst: true)
+        let short = Planner.plan(backup: [backup(parts)], live: live([lpart("all_9_9_0", "z", bytes: 100 << 20)], free: 1 << 30),
+                                 options: dropFirst)
         #expect(short.refused?.contains("not enough space on disk 'default'") == true)
         #expect(short.disks == [DiskCheck(disk: "default", free: 1 << 30, freedByDrops: 100 << 20, needed: 1200 << 20,
                                           margin: 256 << 20, enough: false)])
-        let freed = Planner.plan(backup: [backup(parts)],
-                                 live: live([lpart("all_9_9_0", "z", bytes: 600 << 20)], free: 1 << 30))
+        let bigDrop = live([lpart("all_9_9_0", "z", bytes: 600 << 20)], free: 1 << 30)
+        let freed = Planner.plan(backup: [backup(parts)], live: bigDrop, options: dropFirst)
         #expect(freed.refused == nil)
+        // By default drops wait for the attaches: the space they free comes too late to count.
+        let safe = Planner.plan(backup: [backup(parts)], live: bigDrop)
+        #expect(safe.refused?.contains("--drop-first") == true)
+        #expect(safe.disks.first?.freedByDrops == 0)
         let forced = Planner.plan(backup: [backup(parts)], live: live(nil, free: 1 << 20),
                                   options: PlanOptions(ignoreDiskSpace: true))
         #expect(forced.refused == nil)

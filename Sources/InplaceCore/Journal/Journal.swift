@@ -366,6 +366,16 @@ public actor Journal {
             """, bindings: [run, database, table] + kinds.map(\.rawValue), transform: Self.event).first
     }
 
+    /// How many of a table's events of `kinds` are not done.
+    public func notDone(_ run: Int64, database: String, table: String, kinds: [EventKind]) throws -> Int {
+        try flush()
+        let placeholders = Array(repeating: "?", count: kinds.count).joined(separator: ", ")
+        return Int(try db.query("""
+            SELECT count(*) FROM events WHERE run_id = ? AND database_name = ? AND table_name = ?
+              AND state != 'done' AND kind IN (\(placeholders))
+            """, bindings: [run, database, table] + kinds.map(\.rawValue)) { $0.int64(0) }.first ?? 0)
+    }
+
     /// A run's events of one kind, in order.
     public func events(_ run: Int64, kind: EventKind) throws -> [JournalEvent] {
         try flush()

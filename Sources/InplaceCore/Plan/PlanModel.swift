@@ -113,6 +113,9 @@ public struct PlanOptions: Sendable {
     public var full = false
     /// Skip the free-space check.
     public var ignoreDiskSpace = false
+    /// Drops run before downloads (`--drop-first`): the space they free counts for the downloads.
+    /// By default drops run after the table's parts are attached, so it does not.
+    public var dropFirst = false
     /// Downloads take disk space (false for a local backup hard-linked on the same file system).
     public var downloadsUseSpace = true
     /// Space kept free beyond what downloads need: this fraction of them, and at least `minimumMargin`.
@@ -120,7 +123,8 @@ public struct PlanOptions: Sendable {
     public var minimumMargin: Int64 = 256 << 20
 
     public init(dropIfSchemaChanged: Bool = false, full: Bool = false, ignoreDiskSpace: Bool = false,
-                downloadsUseSpace: Bool = true) {
+                downloadsUseSpace: Bool = true, dropFirst: Bool = false) {
+        self.dropFirst = dropFirst
         self.dropIfSchemaChanged = dropIfSchemaChanged
         self.full = full
         self.ignoreDiskSpace = ignoreDiskSpace
@@ -179,6 +183,7 @@ public struct TablePlan: Sendable, Codable, Equatable {
 public struct DiskCheck: Sendable, Codable, Equatable {
     public var disk: String
     public var free: Int64
+    /// Freed before the downloads start: tables recreated, and parts dropped with `--drop-first`.
     public var freedByDrops: Int64
     public var needed: Int64
     public var margin: Int64

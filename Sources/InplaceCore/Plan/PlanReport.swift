@@ -91,7 +91,7 @@ public enum PlanReport {
         if totals.unchanged > 0 { lines.append("  \(totals.unchanged) table(s) already equal to the backup") }
         lines.append("totals: \(totals.touched) table(s) to change (\(totals.create) to create), keep \(totals.keep) part(s), drop \(totals.drop) (\(bytes(totals.drop_bytes))), download \(totals.download) (\(bytes(totals.download_bytes))); \(totals.refused) refused")
         for disk in plan.disks {
-            lines.append("disk \(disk.disk): needs \(bytes(disk.needed)) + margin \(bytes(disk.margin)); free \(bytes(disk.free)) + \(bytes(disk.freedByDrops)) freed by drops: \(disk.enough ? "enough" : "NOT ENOUGH")")
+            lines.append("disk \(disk.disk): needs \(bytes(disk.needed)) + margin \(bytes(disk.margin)); free \(bytes(disk.free)) + \(bytes(disk.freedByDrops)) freed before downloads: \(disk.enough ? "enough" : "NOT ENOUGH")")
         }
         if !threeWay {
             lines.append("note: the backup has no current_parts (made by clickhouse-backup): the plan compared it with the live state only")

@@ -11,11 +11,13 @@
 ///    the backup lacks it for any part, CRC-64 of checksums.txt on both sides. Identities are
 ///    counted, not merged: per identity, min(backup count, live count) parts are kept, the
 ///    backup's surplus is downloaded, the live surplus dropped. Names never decide anything.
-/// 4. Drops come before downloads; downloads are sorted by partition, then min block.
+/// 4. Downloads are sorted by partition, then min block. Drops run after the table's downloads
+///    are attached and verified, or before its downloads with `--drop-first`.
 /// 5. With `current_parts`, report the drift: what the live table gained and lost since the
 ///    backup was made.
-/// Then, per disk: free space plus bytes freed by drops must cover downloads plus a margin, or
-/// the whole run is refused with the numbers.
+/// Then, per disk: free space, plus what is freed before the downloads (tables recreated; parts
+/// dropped with `--drop-first`), must cover downloads plus a margin, or the whole run is refused
+/// with the numbers.
 public enum Planner {
     public static func plan(backup: [BackupTableState], live: LiveState, options: PlanOptions = PlanOptions())
         -> RestorePlan
@@ -27,8 +29,8 @@ public enum Planner {
         var refused: String?
         if !short.isEmpty && !options.ignoreDiskSpace {
             refused = short.map {
-                "not enough space on disk '\($0.disk)': the restore needs \($0.needed) bytes plus a margin of \($0.margin); free \($0.free) plus \($0.freedByDrops) freed by drops"
-            }.joined(separator: "; ") + ". Free space on the disk, restore fewer tables, or pass --ignore-disk-space."
+                "not enough space on disk '\($0.disk)': the restore needs \($0.needed) bytes plus a margin of \($0.margin); free \($0.free) plus \($0.freedByDrops) freed before the downloads"
+            }.joined(separator: "; ") + ". Free space on the disk, restore fewer tables, pass --drop-first (drops run before downloads, so they free space first, before the backup's parts are known to attach), or pass --ignore-disk-space."
         }
         return RestorePlan(tables: tables, disks: disks, refused: refused)
     }
@@ -222,7 +224,11 @@ public enum Planner {
             if options.downloadsUseSpace {
                 for part in table.download { needed[part.disk, default: 0] += part.bytes }
             }
-            for part in table.drop { freed[part.disk, default: 0] += part.bytes }
+            // Drops free space before the downloads only with --drop-first; by default they wait
+            // until the table's downloads are attached.
+            if options.dropFirst {
+                for part in table.drop { freed[part.disk, default: 0] += part.bytes }
+            }
             if table.recreate, let liveTable = live.tables[TableKey(table.database, table.table)] {
                 for part in liveTable.parts { freed[part.disk, default: 0] += part.bytes }
             }

@@ -11,9 +11,13 @@ public struct RestoreOptions: Sendable, Codable, Equatable {
     public var schemaOnly: Bool
     public var ignoreDiskSpace: Bool
     public var concurrency: Int
+    /// A table's drops run before its downloads, to free disk space first, trusting that the
+    /// backup's parts that are listed will download and attach. By default drops wait until
+    /// every part of the backup for the table is attached and verified.
+    public var dropFirst: Bool
 
     public init(tables: String? = nil, dropIfSchemaChanged: Bool = false, full: Bool = false, dataOnly: Bool = false,
-                schemaOnly: Bool = false, ignoreDiskSpace: Bool = false, concurrency: Int = 4) {
+                schemaOnly: Bool = false, ignoreDiskSpace: Bool = false, concurrency: Int = 4, dropFirst: Bool = false) {
         self.tables = tables
         self.dropIfSchemaChanged = dropIfSchemaChanged
         self.full = full
@@ -21,6 +25,24 @@ public struct RestoreOptions: Sendable, Codable, Equatable {
         self.schemaOnly = schemaOnly
         self.ignoreDiskSpace = ignoreDiskSpace
         self.concurrency = concurrency
+        self.dropFirst = dropFirst
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case tables, dropIfSchemaChanged, full, dataOnly, schemaOnly, ignoreDiskSpace, concurrency, dropFirst
+    }
+
+    /// Runs journaled before `dropFirst` existed decode with its default.
+    public init(from decoder: any Decoder) throws {
+        let values = try decoder.container(keyedBy: CodingKeys.self)
+        tables = try values.decodeIfPresent(String.self, forKey: .tables)
+        dropIfSchemaChanged = try values.decode(Bool.self, forKey: .dropIfSchemaChanged)
+        full = try values.decode(Bool.self, forKey: .full)
+        dataOnly = try values.decode(Bool.self, forKey: .dataOnly)
+        schemaOnly = try values.decode(Bool.self, forKey: .schemaOnly)
+        ignoreDiskSpace = try values.decode(Bool.self, forKey: .ignoreDiskSpace)
+        concurrency = try values.decode(Int.self, forKey: .concurrency)
+        dropFirst = try values.decodeIfPresent(Bool.self, forKey: .dropFirst) ?? false
     }
 
     /// Stable JSON (sorted keys): two runs with equal options journal equal text.

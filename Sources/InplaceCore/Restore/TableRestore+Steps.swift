@@ -186,14 +186,20 @@ extension TableRestore {
                                               settings: ["alter_partition_verbose_result": "1"])
         } catch {
             guard !error.isRetryable else { throw error }
-            // A refused part (a damaged checksums.txt, a missing file) stays where ATTACH left
-            // it, and a later run refuses to download over it: say so.
-            throw BackupError(.missingData, "ClickHouse refused the backup's part \(part): \(error)\nThe part stays in \(folder)\(part) for inspection; remove it before restoring this part again")
+            // A refused part (a damaged checksums.txt, a missing file) leaves detached/, so that
+            // a replay after the backup is repaired fetches it again without anyone's help.
+            let kept = quarantine(folder + part, event: event)
+            throw BackupError(.missingData, "ClickHouse refused the backup's part \(part): \(error)\n\(kept); repair the backup (or take this part from another), then `inplace journal replay RUN --failed`")
         }
         // command_type, partition_id, part_name, old_part_name
         let fields = answer.split(separator: "\n").first?.split(separator: "\t", omittingEmptySubsequences: false) ?? []
         let newName = fields.count >= 3 ? String(fields[2]) : part
-        try await verify(newName, identity: event.identity)
+        do {
+            try await verify(newName, identity: event.identity)
+        } catch let error as BackupError where error.kind == .missingData {
+            let kept = quarantine(folder + newName, event: event)
+            throw BackupError(.missingData, "\(error.message); \(kept); repair the backup (or take this part from another), then `inplace journal replay RUN --failed`")
+        }
         return ActionResult(detail: "attached as \(newName)", newPart: newName)
     }
 
@@ -230,6 +236,24 @@ extension TableRestore {
         if let problem {
             _ = try? await client.execute("ALTER TABLE \(qualified) DETACH PART \(ClickHouseSQL.string(part))")
             throw BackupError(.missingData, "\(problem); the part was detached again")
+        }
+    }
+
+    /// Moves a part the table refused out of detached/ into the disk's quarantine folder
+    /// (owner-only, named after the journal's run and the step); says where it went.
+    func quarantine(_ path: String, event: JournalEvent) -> String {
+        guard FileSystem.isFolder(path) else { return "nothing was left in detached/" }
+        let disk = runner.disks.filter { path.hasPrefix($0.path) }.max { $0.path.count < $1.path.count }
+        guard let disk else { return "the part stays in \(path) for inspection; remove it before restoring this part again" }
+        let root = disk.path + "backup/.inplace-quarantine/"
+        let target = root + runner.stagingPrefix(run) + "event-\(event.id)-" + ((path as NSString).lastPathComponent)
+        do {
+            try FileSystem.makeFolders(root, mode: 0o700)
+            try? FileManager.default.removeItem(atPath: target)
+            guard rename(path, target) == 0 else { throw FileSystem.ioError("cannot move \(path) to \(target)") }
+            return "the part was moved to \(target) for inspection"
+        } catch {
+            return "the part stays in \(path) for inspection (\(error)); remove it before restoring this part again"
         }
     }
 

@@ -46,13 +46,37 @@ struct TableRestore: Sendable {
         JournalEventStream(journal: journal, run: run, database: planEvent.database, table: planEvent.table, kinds: kinds)
     }
 
-    /// Every drop first, then the downloads and their attaches.
+    /// The downloads and their attaches, then the drops once every attach of the table is done:
+    /// a live part is dropped only when the backup's parts are in the table and verified, so a
+    /// damaged or unreachable backup never costs live data. `--drop-first`: drops first, to free
+    /// disk space before the downloads (trusting that parts listed in the backup will attach).
     private func restoreParts() async throws {
+        if options.dropFirst { try await drops() }
+        try await downloadAndAttach(DownloadAttachPairs(events: stream([.downloadPart, .attachPart])))
+        guard !options.dropFirst else { return }
+        let missing = try await journal.notDone(run, database: planEvent.database, table: planEvent.table,
+                                                kinds: [.downloadPart, .attachPart])
+        guard missing == 0 else {
+            // Withheld, journaled as failed with the reason: `journal replay --failed` runs them
+            // once the backup's parts attach.
+            var withheld = 0
+            for try await drop in stream([.dropPart]) where drop.state != .done && drop.state != .failed {
+                try await journal.transition(drop.id, to: .failed, error: "not dropped: \(missing) step(s) bringing the backup's parts into this table did not finish; a live part is dropped only once every part of the backup is attached and verified. Fix what failed, then `inplace journal replay RUN --failed`")
+                withheld += 1
+            }
+            if withheld > 0 {
+                runner.logger.warning("\(planEvent.database).\(planEvent.table): \(withheld) live part(s) not dropped: the backup's parts are not all attached")
+            }
+            return
+        }
+        try await drops()
+    }
+
+    private func drops() async throws {
         for try await drop in stream([.dropPart]) where drop.state != .done && drop.state != .failed {
             _ = try await perform(drop, check: { try await !isActive(drop.part ?? "") },
                                   action: { try await dropPart(drop) })
         }
-        try await downloadAndAttach(DownloadAttachPairs(events: stream([.downloadPart, .attachPart])))
     }
 
     // MARK: plan-table
