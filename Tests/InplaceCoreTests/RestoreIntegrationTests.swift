@@ -204,6 +204,7 @@ struct RestoreIntegrationTests {
             }
             k += 1
         }
+        print("crash matrix: \(kills) crash points, each resumed to the backup")
         #expect(kills >= 90, "the matrix covered \(kills) crash points")
         _ = try? await ch.execute("DROP DATABASE \(q(scenario.db)) SYNC")
     }
