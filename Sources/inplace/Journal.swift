@@ -128,8 +128,11 @@ struct JournalCommand: AsyncParsableCommand {
                 guard let run = try await journal.run(runID) else {
                     throw JournalError(.notFound, "the journal \(journal.path) has no run \(runID)")
                 }
-                let chosen = try await journal.events(run.id).filter {
-                    event == nil ? $0.state == .failed : $0.id == event
+                let chosen: [JournalEvent]
+                if let event {
+                    chosen = try await journal.event(event).map { [$0] }?.filter { $0.runID == run.id } ?? []
+                } else {
+                    chosen = try await journal.events(run.id, state: .failed)
                 }
                 guard !chosen.isEmpty else {
                     throw JournalError(.notFound, event.map { "run \(runID) has no step \($0)" } ?? "run \(runID) has no failed step")

@@ -132,9 +132,7 @@ struct BadInputTests {
     func truncatedArchive() async throws {
         let original = Mutex<[UInt8]>([])
         let fixture = try await prepared("bad_trunc", .remote) { _ in } damageRemote: { f in
-            let bytes = try await f.store.s3.getBytes(f.archiveKey)
-            original.withLock { $0 = bytes }
-            try await f.store.s3.put(f.archiveKey, bytes: Array(bytes.prefix(bytes.count / 2)))
+            try await truncateArchive(f, keeping: original)
         }
         _ = try await expectFailedSafely(fixture, ["download-part", fixture.missingPart.name, "truncated or corrupt archive"])
         #expect(try await fixture.leftovers() == [])
@@ -350,6 +348,52 @@ struct BadInputTests {
             "SELECT name FROM system.columns WHERE database = {db:String} AND table = 't' ORDER BY position",
             parameters: ["db": fixture.database])
         #expect(columns.split(separator: "\n") == ["d", "id", "s"])
+        #expect(try await asideTables(fixture) == [], "the old copy was not dropped after a complete restore")
+        await fixture.cleanup()
+    }
+
+    /// Cuts the part's archive in half, keeping the whole one in `original` for a later repair.
+    private func truncateArchive(_ fixture: BadInputFixture, keeping original: borrowing Mutex<[UInt8]>) async throws {
+        let bytes = try await fixture.store.s3.getBytes(fixture.archiveKey)
+        original.withLock { $0 = bytes }
+        try await fixture.store.s3.put(fixture.archiveKey, bytes: Array(bytes.prefix(bytes.count / 2)))
+    }
+
+    /// Tables a recreate kept aside in the fixture's database.
+    private func asideTables(_ fixture: BadInputFixture) async throws -> [String] {
+        try await fixture.ch.execute(
+            "SELECT name FROM system.tables WHERE database = {db:String} AND startsWith(name, '.inplace-old-')",
+            parameters: ["db": fixture.database]).split(separator: "\n").map(String.init)
+    }
+
+    @Test("""
+        --drop-if-schema-changed with a truncated archive: the old table waits under another name with \
+        every row, exit 12; once the archive is repaired, replay completes the new table and drops the old
+        """)
+    func recreateKeepsOldTable() async throws {
+        let original = Mutex<[UInt8]>([])
+        let fixture = try await prepared("bad_recreate", .remote) { _ in } damageRemote: { f in
+            try await truncateArchive(f, keeping: original)
+        }
+        try await fixture.ch.execute("ALTER TABLE \(fixture.qualified) ADD COLUMN extra UInt8 DEFAULT 1")
+        let count = { (table: String) async throws -> String in
+            try await fixture.ch.execute("SELECT count() FROM \(ClickHouseSQL.qualified(fixture.database, table))")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let rowsBefore = try await count(fixture.table)
+        let result = try fixture.restore(["--drop-if-schema-changed"])
+        #expect(result.status == 12, "\(result.stderr)")
+        #expect(result.all.contains("truncated or corrupt archive") && result.all.contains("not dropped"), "\(result.all)")
+        let aside = try await asideTables(fixture)
+        #expect(aside.count == 1, "kept aside: \(aside)")
+        if let old = aside.first { #expect(try await count(old) == rowsBefore, "the old copy lost rows") }
+
+        try await fixture.store.s3.put(fixture.archiveKey, bytes: original.withLock { $0 })
+        let replay = try CLI.run(["journal", "replay", "--config", fixture.config, "--journal",
+                                  fixture.folder.path("journal.sqlite"), "1", "--failed"], environment: fixture.env)
+        #expect(replay.status == 0, "\(replay.all)")
+        #expect(try await fixture.live() == fixture.backupIdentities)
+        #expect(try await asideTables(fixture) == [])
         await fixture.cleanup()
     }
 

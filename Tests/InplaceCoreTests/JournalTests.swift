@@ -53,6 +53,34 @@ struct JournalTests {
         _ = first
     }
 
+    @Test("a journal of schema 1 is upgraded on open: its runs, events and transitions kept, drop-table steps allowed")
+    func upgradesVersionOne() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path("old.sqlite")
+        do {
+            let raw = try SQLiteConnection(path: path)
+            try raw.execute(JournalMigrations.all[0].sql)
+            try raw.execute("PRAGMA user_version = 1")
+            try raw.execute("""
+                INSERT INTO runs VALUES (1, 'b', 'local', '{}', '0.1.0', 'partly_failed', 't0', 't1', NULL);
+                INSERT INTO events (id, run_id, kind, database_name, table_name, part, bytes, sequence, state, attempts,
+                                    last_error, created_at, updated_at)
+                VALUES (7, 1, 'download-part', 'db', 't', 'all_1_1_0', 42, 3, 'failed', 2, 'S3 down', 't0', 't1');
+                INSERT INTO transitions (event_id, at, from_state, to_state, detail) VALUES (7, 't0', NULL, 'pending', NULL);
+                """)
+        }
+        let journal = try Journal(path: path)
+        let raw = try SQLiteConnection(path: path, readOnly: true)
+        #expect(try raw.queryScalarInt("PRAGMA user_version") == Int64(Journal.knownVersion))
+        let event = try await journal.event(7)
+        #expect(event?.state == .failed && event?.lastError == "S3 down" && event?.bytes == 42 && event?.attempts == 2)
+        #expect(try await journal.transitions(7).count == 1)
+        #expect(try await journal.events(1, database: "db", table: "t").map(\.id) == [7])
+        let ids = try await journal.addEvents(1, [NewEvent(kind: .dropTable, database: "db", table: "t", detail: ".inplace-old-x")])
+        #expect(try await journal.event(ids[0])?.kind == .dropTable)
+    }
+
     @Test("a file that is not a journal, and a journal from a newer inplace, are refused untouched")
     func refusesForeignFiles() throws {
         let folder = try TemporaryFolder()

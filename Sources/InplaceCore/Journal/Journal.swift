@@ -27,8 +27,28 @@ public actor Journal {
     private var held: [Change] = []
     /// Transitions applied in the open transaction (counted for the crash switch once committed).
     private var applied = 0
-    /// Time spent in this journal's SQLite work (for the journal-cost benchmark).
+    /// Time spent in this journal's SQLite work (for the journal-cost benchmark): wall time, and
+    /// the CPU time of the threads doing it (which a loaded machine does not inflate).
     public private(set) var busy: Duration = .zero
+    public private(set) var busyCPU: Duration = .zero
+
+    /// The clocks at the start of a piece of journal work; nothing in it suspends, so one
+    /// thread runs it whole and its CPU clock measures it.
+    private struct Meter {
+        let wall = ContinuousClock.now
+        let cpu = Meter.threadCPU()
+
+        static func threadCPU() -> Duration {
+            var spec = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec)
+            return .seconds(spec.tv_sec) + .nanoseconds(spec.tv_nsec)
+        }
+    }
+
+    private func record(_ meter: Meter) {
+        busy += ContinuousClock.now - meter.wall
+        busyCPU += Meter.threadCPU() - meter.cpu
+    }
     /// A test-only switch: the process kills itself with SIGKILL right after this many
     /// transitions (INPLACE_TEST_CRASH_AFTER_TRANSITION), to prove resume at every step.
     private let crashAfter: Int?
@@ -140,9 +160,18 @@ public actor Journal {
         guard !readOnly else {
             throw JournalError(.notAJournal, "\(path) has journal schema \(version), older than \(knownVersion); open it read-write once to upgrade")
         }
+        // A migration may rebuild a table others refer to (SQLite's way to change a constraint):
+        // foreign keys are off while it runs (they cannot change inside a transaction) and
+        // checked whole before it commits.
+        try db.execute("PRAGMA foreign_keys = OFF")
+        defer { try? db.execute("PRAGMA foreign_keys = ON") }
         try db.transaction {
             for (index, migration) in JournalMigrations.all.enumerated() where index >= version {
                 try db.execute(migration.sql)
+            }
+            let broken = try db.query("PRAGMA foreign_key_check", bindings: []) { $0.string(0) ?? "" }
+            guard broken.isEmpty else {
+                throw JournalError(.sqlite, "upgrading the journal \(path) would break references in \(Set(broken).sorted()); nothing was changed")
             }
             try db.execute("PRAGMA user_version = \(knownVersion)")
         }
@@ -243,8 +272,8 @@ public actor Journal {
 
     /// One committed transaction: the held transitions first, then `body`.
     private func write<T>(_ body: () throws -> T) throws -> T {
-        let started = ContinuousClock.now
-        defer { busy += ContinuousClock.now - started }
+        let meter = Meter()
+        defer { record(meter) }
         let pending = held
         applied = 0
         let result = try db.transaction { () throws -> T in
@@ -304,8 +333,8 @@ public actor Journal {
 
     public func events(_ run: Int64, states: [EventState]? = nil) throws -> [JournalEvent] {
         try flush()
-        let started = ContinuousClock.now
-        defer { busy += ContinuousClock.now - started }
+        let meter = Meter()
+        defer { record(meter) }
         let all = try db.query("""
             \(Self.eventSelect) WHERE run_id = ? ORDER BY id
             """, bindings: [run], transform: Self.event)
@@ -317,8 +346,8 @@ public actor Journal {
     /// read every event per table).
     public func events(_ run: Int64, database: String, table: String) throws -> [JournalEvent] {
         try flush()
-        let started = ContinuousClock.now
-        defer { busy += ContinuousClock.now - started }
+        let meter = Meter()
+        defer { record(meter) }
         return try db.query("""
             \(Self.eventSelect) WHERE run_id = ? AND database_name = ? AND table_name = ? ORDER BY sequence, id
             """, bindings: [run, database, table], transform: Self.event)
@@ -329,8 +358,8 @@ public actor Journal {
     public func events(_ run: Int64, database: String, table: String, kinds: [EventKind],
                        after: (sequence: Int, id: Int64), limit: Int) throws -> [JournalEvent] {
         try flush()
-        let started = ContinuousClock.now
-        defer { busy += ContinuousClock.now - started }
+        let meter = Meter()
+        defer { record(meter) }
         let placeholders = Array(repeating: "?", count: kinds.count).joined(separator: ", ")
         return try db.query("""
             \(Self.eventSelect) WHERE run_id = ? AND database_name = ? AND table_name = ?
@@ -345,6 +374,8 @@ public actor Journal {
     public func earlierAttaches(_ run: Int64, database: String, table: String, identity: String,
                                 before sequence: Int) throws -> (count: Int, done: Int) {
         try flush()
+        let meter = Meter()
+        defer { record(meter) }
         let rows = try db.query("""
             SELECT count(*), coalesce(sum(state = 'done'), 0) FROM events
             WHERE run_id = ? AND database_name = ? AND table_name = ? AND sequence < ?
@@ -359,6 +390,8 @@ public actor Journal {
         throws -> JournalEvent?
     {
         try flush()
+        let meter = Meter()
+        defer { record(meter) }
         let placeholders = Array(repeating: "?", count: kinds.count).joined(separator: ", ")
         return try db.query("""
             \(Self.eventSelect) WHERE run_id = ? AND database_name = ? AND table_name = ?
@@ -369,6 +402,8 @@ public actor Journal {
     /// How many of a table's events of `kinds` are not done.
     public func notDone(_ run: Int64, database: String, table: String, kinds: [EventKind]) throws -> Int {
         try flush()
+        let meter = Meter()
+        defer { record(meter) }
         let placeholders = Array(repeating: "?", count: kinds.count).joined(separator: ", ")
         return Int(try db.query("""
             SELECT count(*) FROM events WHERE run_id = ? AND database_name = ? AND table_name = ?
@@ -379,6 +414,8 @@ public actor Journal {
     /// A run's events of one kind, in order.
     public func events(_ run: Int64, kind: EventKind) throws -> [JournalEvent] {
         try flush()
+        let meter = Meter()
+        defer { record(meter) }
         return try db.query("""
             \(Self.eventSelect) WHERE run_id = ? AND kind = ? ORDER BY id
             """, bindings: [run, kind.rawValue], transform: Self.event)
@@ -388,6 +425,8 @@ public actor Journal {
     /// aggregate query, whatever the number of events.
     public func counts(_ run: Int64) throws -> RunCounts {
         try flush()
+        let meter = Meter()
+        defer { record(meter) }
         var counts = RunCounts()
         try db.query("""
             SELECT state, count(*), sum(CASE WHEN kind = 'download-part' AND state = 'done' THEN bytes ELSE 0 END)
@@ -403,6 +442,8 @@ public actor Journal {
     /// Per table of a run: its events, how many are done and how many failed (`journal show`).
     public func tableCounts(_ run: Int64) throws -> [(database: String, table: String, events: Int, done: Int, failed: Int)] {
         try flush()
+        let meter = Meter()
+        defer { record(meter) }
         return try db.query("""
             SELECT database_name, table_name, count(*), sum(state = 'done'), sum(state = 'failed') FROM events
             WHERE run_id = ? GROUP BY database_name, table_name ORDER BY database_name, table_name
@@ -412,6 +453,8 @@ public actor Journal {
     /// A run's events in one state, in order.
     public func events(_ run: Int64, state: EventState) throws -> [JournalEvent] {
         try flush()
+        let meter = Meter()
+        defer { record(meter) }
         return try db.query("""
             \(Self.eventSelect) WHERE run_id = ? AND state = ? ORDER BY id
             """, bindings: [run, state.rawValue], transform: Self.event)
@@ -420,6 +463,8 @@ public actor Journal {
     /// The first `limit` failed events of a run, in order.
     public func failedEvents(_ run: Int64, limit: Int) throws -> [JournalEvent] {
         try flush()
+        let meter = Meter()
+        defer { record(meter) }
         return try db.query("""
             \(Self.eventSelect) WHERE run_id = ? AND state = 'failed' ORDER BY id LIMIT ?
             """, bindings: [run, Int64(limit)], transform: Self.event)
@@ -427,6 +472,8 @@ public actor Journal {
 
     public func event(_ id: Int64) throws -> JournalEvent? {
         try flush()
+        let meter = Meter()
+        defer { record(meter) }
         return try db.query("""
             \(Self.eventSelect) WHERE id = ?
             """, bindings: [id], transform: Self.event).first
@@ -434,6 +481,8 @@ public actor Journal {
 
     public func transitions(_ event: Int64) throws -> [JournalTransition] {
         try flush()
+        let meter = Meter()
+        defer { record(meter) }
         return try db.query("SELECT id, event_id, at, from_state, to_state, detail FROM transitions WHERE event_id = ? ORDER BY id",
                      bindings: [event]) { row in
             JournalTransition(id: row.int64(0), eventID: row.int64(1), at: row.string(2) ?? "",
@@ -445,6 +494,8 @@ public actor Journal {
     /// Transitions of a whole run, in commit order (for checks and `journal show`).
     public func transitions(run: Int64) throws -> [JournalTransition] {
         try flush()
+        let meter = Meter()
+        defer { record(meter) }
         return try db.query("""
             SELECT t.id, t.event_id, t.at, t.from_state, t.to_state, t.detail FROM transitions t
             JOIN events e ON e.id = t.event_id WHERE e.run_id = ? ORDER BY t.id

@@ -6,6 +6,8 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case dropPart = "drop-part"
     case downloadPart = "download-part"
     case attachPart = "attach-part"
+    /// Drops the old copy of a recreated table, kept aside until the new one is complete.
+    case dropTable = "drop-table"
 }
 
 public enum EventState: String, Sendable, Codable, CaseIterable {

@@ -15,9 +15,9 @@
 ///    are attached and verified, or before its downloads with `--drop-first`.
 /// 5. With `current_parts`, report the drift: what the live table gained and lost since the
 ///    backup was made.
-/// Then, per disk: free space, plus what is freed before the downloads (tables recreated; parts
-/// dropped with `--drop-first`), must cover downloads plus a margin, or the whole run is refused
-/// with the numbers.
+/// Then, per disk: free space, plus what is freed before the downloads (with `--drop-first`:
+/// surplus parts, and recreated tables' old copies), must cover downloads plus a margin, or the
+/// whole run is refused with the numbers.
 public enum Planner {
     public static func plan(backup: [BackupTableState], live: LiveState, options: PlanOptions = PlanOptions())
         -> RestorePlan
@@ -229,7 +229,8 @@ public enum Planner {
             if options.dropFirst {
                 for part in table.drop { freed[part.disk, default: 0] += part.bytes }
             }
-            if table.recreate, let liveTable = live.tables[TableKey(table.database, table.table)] {
+            // A recreated table's old copy is kept until the new one is complete, unless --drop-first.
+            if table.recreate, options.dropFirst, let liveTable = live.tables[TableKey(table.database, table.table)] {
                 for part in liveTable.parts { freed[part.disk, default: 0] += part.bytes }
             }
         }

@@ -62,6 +62,7 @@ public struct RestoreRunner: Sendable {
     private func execute(_ run: Int64, options: RestoreOptions) async throws -> RestoreSummary {
         let started = ContinuousClock.now
         let journalBefore = await journal.busy
+        let journalCPUBefore = await journal.busyCPU
         removeStaging(of: run)
         let plans = try await journal.events(run, kind: .planTable)
         let transfers = AsyncSemaphore(options.concurrency)
@@ -96,6 +97,7 @@ public struct RestoreRunner: Sendable {
         try await journal.setRunState(run, summary.state)
         summary.seconds = (ContinuousClock.now - started).seconds
         summary.journalSeconds = (await journal.busy - journalBefore).seconds
+        summary.journalCPUSeconds = (await journal.busyCPU - journalCPUBefore).seconds
         return summary
     }
 }
@@ -151,11 +153,13 @@ public struct RestoreSummary: Sendable, Codable, Equatable {
     /// Wall time of this process's work on the run, and the part of it spent in the journal.
     public var seconds: Double = 0
     public var journalSeconds: Double = 0
+    public var journalCPUSeconds: Double = 0
 
     enum CodingKeys: String, CodingKey {
         case run, state, events, done, failed, pending, interrupted, failures, seconds
         case bytesDownloaded = "bytes_downloaded"
         case journalSeconds = "journal_seconds"
+        case journalCPUSeconds = "journal_cpu_seconds"
     }
 
     /// At most this many failures are listed; `failed` counts them all.

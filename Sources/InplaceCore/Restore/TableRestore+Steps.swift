@@ -9,9 +9,48 @@ extension TableRestore {
             throw BackupError(.invalidMetadata, "the backup's CREATE statement of \(event.database).\(event.table) hides secrets as [HIDDEN]; it cannot be created from this backup")
         }
         try await client.execute(statement.database)
+        var table = statement.table
+        if statement.dropFirst, let aside = statement.aside {
+            // The old table waits under another name until the new one is complete (a
+            // drop-table step removes it then): a backup part that fails costs no live data.
+            let oldAside = ClickHouseSQL.qualified(event.database, aside)
+            if try await tableExists(event.table) {
+                guard try await !tableExists(aside) else {
+                    throw BackupError(.io, "both \(qualified) and \(oldAside) exist; look at both, drop the one that is not wanted, then replay")
+                }
+                try await client.execute("RENAME TABLE \(qualified) TO \(oldAside)")
+            }
+            // The backup's CREATE may name the old table's UUID, which the renamed copy still holds.
+            if let uuid = try await tableUUID(aside), table.contains(uuid) {
+                table = table.replacingOccurrences(of: " UUID '\(uuid)'", with: "")
+            }
+            try await client.execute(table)
+            return ActionResult(detail: "created; the old table waits as \(aside) until every part is attached")
+        }
         if statement.dropFirst { try await client.execute("DROP TABLE IF EXISTS \(qualified) SYNC") }
-        try await client.execute(statement.table)
+        try await client.execute(table)
         return ActionResult(detail: statement.dropFirst ? "dropped and created" : "created")
+    }
+
+    /// Drops a recreated table's old copy (a drop-table step).
+    func dropAside(_ event: JournalEvent) async throws -> ActionResult {
+        guard let aside = event.detail, aside.hasPrefix(".inplace-old-") else {
+            throw BackupError(.invalidMetadata, "drop-table step \(event.id) names no table kept aside")
+        }
+        try await client.execute("DROP TABLE IF EXISTS \(ClickHouseSQL.qualified(event.database, aside)) SYNC")
+        return ActionResult(detail: "dropped \(aside)")
+    }
+
+    func tableExists(_ name: String) async throws -> Bool {
+        try await tableUUID(name) != nil
+    }
+
+    /// The UUID of a table of this database, nil when there is no such table.
+    func tableUUID(_ name: String) async throws -> String? {
+        let rows = try await client.execute(
+            "SELECT toString(uuid) FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+            parameters: ["db": planEvent.database, "t": name])
+        return rows.split(separator: "\n").first.map(String.init)
     }
 
     /// On resume: the table exists with the backup's columns and no parts yet (attaches come

@@ -25,7 +25,7 @@ struct TableRestore: Sendable {
         // Merges would replace parts while they are counted and attached: stopped on this table
         // while it is restored, started again after (also after a failure; not after a crash:
         // ClickHouse starts them again at its next restart, or the resumed run does).
-        let partKinds: [EventKind] = [.dropPart, .downloadPart, .attachPart]
+        let partKinds: [EventKind] = [.dropPart, .downloadPart, .attachPart, .dropTable]
         let touchesParts = try await journal.nextUnfinished(run, database: planEvent.database, table: planEvent.table,
                                                             kinds: partKinds) != nil
         if touchesParts { try await client.execute("SYSTEM STOP MERGES \(qualified)") }
@@ -60,7 +60,7 @@ struct TableRestore: Sendable {
             // Withheld, journaled as failed with the reason: `journal replay --failed` runs them
             // once the backup's parts attach.
             var withheld = 0
-            for try await drop in stream([.dropPart]) where drop.state != .done && drop.state != .failed {
+            for try await drop in stream([.dropPart, .dropTable]) where drop.state != .done && drop.state != .failed {
                 try await journal.transition(drop.id, to: .failed, error: "not dropped: \(missing) step(s) bringing the backup's parts into this table did not finish; a live part is dropped only once every part of the backup is attached and verified. Fix what failed, then `inplace journal replay RUN --failed`")
                 withheld += 1
             }
@@ -70,6 +70,10 @@ struct TableRestore: Sendable {
             return
         }
         try await drops()
+        for try await drop in stream([.dropTable]) where drop.state != .done && drop.state != .failed {
+            _ = try await perform(drop, check: { try await !tableExists(drop.detail ?? "") },
+                                  action: { try await dropAside(drop) })
+        }
     }
 
     private func drops() async throws {
@@ -94,16 +98,26 @@ struct TableRestore: Sendable {
             }
             let metadata = try await runner.source.tableMetadata(database: plan.database, table: plan.table)
             let backup = try await runner.source.metadata()
-            let events = Self.events(for: plan, table: metadata, backup: backup, options: options)
+            let events = Self.events(for: plan, table: metadata, backup: backup, options: options,
+                                     aside: asideName)
             try await journal.completePlanTable(planEvent.id, run: run, emitting: events,
                                                 detail: "\(events.count) event(s)")
         }
         return true
     }
 
-    /// The events a table plan emits, in execution order.
-    static func events(for plan: TablePlan, table: TableMetadata, backup: BackupMetadata, options: RestoreOptions)
-        -> [NewEvent]
+    /// Where a recreated table's old copy waits until the new one is complete: a name of this
+    /// journal's run and this table, short whatever the table's name.
+    var asideName: String {
+        var hash = CRC64()
+        hash.update(Array("\(planEvent.database)\u{0}\(planEvent.table)".utf8))
+        return ".inplace-old-" + runner.stagingPrefix(run) + String(hash.value, radix: 16)
+    }
+
+    /// The events a table plan emits, in execution order. A recreated table's old copy is kept
+    /// under `aside` and dropped last (unless `--drop-first`: dropped before it is created).
+    static func events(for plan: TablePlan, table: TableMetadata, backup: BackupMetadata, options: RestoreOptions,
+                       aside: String) -> [NewEvent]
     {
         var events: [NewEvent] = []
         var sequence = 0
@@ -119,7 +133,8 @@ struct TableRestore: Sendable {
             let statement = CreateStatement(
                 database: "CREATE DATABASE IF NOT EXISTS \(ClickHouseSQL.identifier(db))"
                     + (engine.allSatisfy { $0.isLetter } ? " ENGINE = \(engine)" : ""),
-                dropFirst: plan.recreate, table: table.query)
+                dropFirst: plan.recreate, table: table.query,
+                aside: plan.recreate && !options.dropFirst ? aside : nil)
             add(NewEvent(kind: .createTable, database: db, table: name, detail: statement.json))
         } else if plan.create {
             return []  // --data: tables that do not exist are not created, nor filled
@@ -146,6 +161,9 @@ struct TableRestore: Sendable {
                          bytes: part.bytes, identity: id))
             add(NewEvent(kind: .attachPart, database: db, table: name, part: part.name, disk: part.disk,
                          bytes: part.bytes, identity: id, expectedCount: expected))
+        }
+        if plan.recreate && !options.dataOnly && !options.dropFirst {
+            add(NewEvent(kind: .dropTable, database: db, table: name, detail: aside))
         }
         return events
     }
@@ -223,8 +241,10 @@ struct TableRestore: Sendable {
 /// What a create-table event runs (journaled as JSON in the event).
 struct CreateStatement: Codable {
     var database: String
+    /// The table exists and is replaced: dropped first, or, with `aside`, renamed to it.
     var dropFirst: Bool
     var table: String
+    var aside: String?
 
     var json: String {
         let encoder = JSONEncoder()
