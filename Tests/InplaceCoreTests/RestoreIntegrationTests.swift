@@ -42,8 +42,9 @@ struct RestoreScenario {
     }
 
     /// The same, then changed: `a` lost 4 parts and gained 2, `b` was dropped, `c` emptied and
-    /// refilled with other rows.
-    func changed() async throws {
+    /// refilled with other rows, and with `alterC` given a column the backup lacks (so that
+    /// `--drop-if-schema-changed` recreates it).
+    func changed(alterC: Bool = false) async throws {
         try await original()
         let parts = try await ClickHouseCatalog(client: ch).parts(of: [(db, "a")]).map(\.name)
         for part in parts.prefix(4) { try await ch.execute("ALTER TABLE \(q(db)).a DROP PART \(ClickHouseSQL.string(part))") }
@@ -52,6 +53,13 @@ struct RestoreScenario {
         try await ch.execute("DROP TABLE \(q(db)).b SYNC")
         try await ch.execute("TRUNCATE TABLE \(q(db)).c SYNC")
         for index in 30..<33 { try await insert("c", index: index, month: "2024-02", base: index * 1000) }
+        if alterC { try await ch.execute("ALTER TABLE \(q(db)).c ADD COLUMN extra UInt8 DEFAULT 1") }
+    }
+
+    /// Old copies of recreated tables that were not dropped.
+    func asideTables() async throws -> [String] {
+        try await ch.execute("SELECT name FROM system.tables WHERE database = {db:String} AND startsWith(name, '.inplace-old-')",
+                             parameters: ["db": db]).split(separator: "\n").map(String.init)
     }
 
     /// Differences between the live tables and the backup (empty when equal): parts compared as
@@ -175,15 +183,19 @@ struct RestoreIntegrationTests {
         var k = 1
         var kills = 0
         while true {
-            try await scenario.changed()
+            // `c` is recreated (its schema changed): the rename aside, the create and the final
+            // drop-table of its old copy are crash points too.
+            try await scenario.changed(alterC: true)
             let folder = try TemporaryFolder()
             defer { folder.remove() }
             let journal = folder.path("journal.sqlite")
             var crashEnv = env
             crashEnv["INPLACE_TEST_CRASH_AFTER_TRANSITION"] = String(k)
-            let crashed = try CLI.run(["restore", "--config", config, "--journal", journal, name], environment: crashEnv)
+            let crashed = try CLI.run(["restore", "--config", config, "--journal", journal, "--drop-if-schema-changed", name],
+                                      environment: crashEnv)
             if crashed.status == 0 {
                 #expect(try await scenario.differences(from: backup) == [])
+                #expect(try await scenario.asideTables() == [])
                 break  // k is past the last transition: the matrix is complete
             }
             kills += 1
@@ -193,6 +205,7 @@ struct RestoreIntegrationTests {
             #expect(try await scenario.differences(from: backup) == [], "k=\(k)")
             let left = try await leftovers(scenario, journal: journal)
             #expect(left == [], "k=\(k)")
+            #expect(try await scenario.asideTables() == [], "k=\(k): an old copy left")
             // No completed download was fetched again; every step ended done.
             let reader = try Journal(path: journal, readOnly: true)
             for event in try await reader.events(1) {
