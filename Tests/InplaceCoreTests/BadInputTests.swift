@@ -359,6 +359,39 @@ struct BadInputTests {
         try await fixture.store.s3.put(fixture.archiveKey, bytes: Array(bytes.prefix(bytes.count / 2)))
     }
 
+    @Test("""
+        a live part merged after the plan (drops withheld, merges run, then the replay) is not reported \
+        dropped: the drop fails naming the merge, nothing is lost, and a new run converges
+        """)
+    func mergedAfterPlan() async throws {
+        let original = Mutex<[UInt8]>([])
+        let fixture = try await prepared("bad_merged", .remote) { _ in } damageRemote: { f in
+            try await truncateArchive(f, keeping: original)
+        }
+        // A second surplus part, in a partition where a kept part lives: a merge joins them.
+        try await SampleDatabase(ch: fixture.ch, name: fixture.database).insert(fixture.table, month: "2024-02", rows: 20, seed: 9)
+        let first = try fixture.restore()
+        #expect(first.status == 12 && first.all.contains("not dropped"), "\(first.all)")
+        try await fixture.ch.execute("SYSTEM START MERGES \(fixture.qualified)")
+        try await fixture.ch.execute("OPTIMIZE TABLE \(fixture.qualified) PARTITION 202402 FINAL")
+        let rows = try await fixture.ch.execute("SELECT count() FROM \(fixture.qualified)")
+
+        try await fixture.store.s3.put(fixture.archiveKey, bytes: original.withLock { $0 })
+        let replay = try CLI.run(["journal", "replay", "--config", fixture.config, "--journal",
+                                  fixture.folder.path("journal.sqlite"), "1", "--failed"], environment: fixture.env)
+        #expect(replay.status == 12, "\(replay.all)")
+        #expect(replay.all.contains("was merged into") && replay.all.contains("--new-run"), "\(replay.all)")
+        // The replay attached the repaired part and dropped nothing it could not account for.
+        let after = try await fixture.ch.execute("SELECT count() FROM \(fixture.qualified)")
+        #expect(Int(after.trimmingCharacters(in: .whitespacesAndNewlines))!
+                >= Int(rows.trimmingCharacters(in: .whitespacesAndNewlines))!)
+
+        let fresh = try fixture.restore(["--new-run"])
+        #expect(fresh.status == 0, "\(fresh.all)")
+        #expect(try await fixture.live() == fixture.backupIdentities)
+        await fixture.cleanup()
+    }
+
     /// Tables a recreate kept aside in the fixture's database.
     private func asideTables(_ fixture: BadInputFixture) async throws -> [String] {
         try await fixture.ch.execute(

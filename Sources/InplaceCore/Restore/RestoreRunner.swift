@@ -67,10 +67,29 @@ public struct RestoreRunner: Sendable {
         let plans = try await journal.events(run, kind: .planTable)
         let transfers = AsyncSemaphore(options.concurrency)
         let progress = RestoreProgress(logger: logger)
+        // Merges would change the live parts the plan names before a table's turn: stopped on
+        // every live table the run still changes, started again as each one ends.
+        var frozen: [Int64: String] = [:]
         for plan in plans {
             if let table = try? JSONDecoder().decode(TablePlan.self, from: Data((plan.detail ?? "").utf8)) {
                 await progress.add(steps: table.drop.count + 2 * table.download.count, bytes: table.downloadBytes, tables: 1)
+                var changesLiveParts = table.refused == nil && !table.create && !(table.drop.isEmpty && table.download.isEmpty)
+                if changesLiveParts && plan.state == .done {
+                    changesLiveParts = try await journal.nextUnfinished(run, database: table.database, table: table.table) != nil
+                } else if plan.state == .failed {
+                    changesLiveParts = false
+                }
+                if changesLiveParts {
+                    let qualified = ClickHouseSQL.qualified(table.database, table.table)
+                    if (try? await client.execute("SYSTEM STOP MERGES \(qualified)")) != nil { frozen[plan.id] = qualified }
+                }
             }
+        }
+        let frozenTables = frozen
+        let client = self.client
+        let thaw = { @Sendable (qualified: String) async in
+            // Not cancelled with the run: a stopped run must not leave merges stopped.
+            _ = await Task { try? await client.execute("SYSTEM START MERGES \(qualified)") }.value
         }
         let reporter = Task { await progress.report(every: .seconds(5)) }
         defer { reporter.cancel() }
@@ -85,9 +104,11 @@ public struct RestoreRunner: Sendable {
                     // and leaves the other tables going.
                     try await self.failNextStep(of: planEvent, run: run, error: error)
                 }
+                if let qualified = frozenTables[planEvent.id] { await thaw(qualified) }
                 await progress.tableDone()
             }
         } catch {
+            for qualified in frozenTables.values { await thaw(qualified) }
             let cancelled = TableRestore.isCancellation(error)
             try? await journal.setRunState(run, cancelled ? .interrupted : .failed)
             throw cancelled ? CancellationError() : error

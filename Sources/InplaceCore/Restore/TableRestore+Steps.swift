@@ -83,8 +83,32 @@ extension TableRestore {
     func dropPart(_ event: JournalEvent) async throws -> ActionResult {
         let part = event.part ?? ""
         _ = try PartName.validated(part, context: "drop-part")
+        guard try await !dropDone(event) else { return ActionResult(detail: "already gone") }
         try await client.execute("ALTER TABLE \(qualified) DROP PART \(ClickHouseSQL.string(part))")
         return ActionResult()
+    }
+
+    /// Whether a drop's part is gone. Gone by a merge is not gone: its rows live on in the part
+    /// that covers its blocks, with rows the backup has too, so the step fails and asks for a
+    /// new plan rather than report the drop done (merges are stopped on a run's tables when it
+    /// starts; one that ran between the plan and then, or after a server restart, can do this).
+    func dropDone(_ event: JournalEvent) async throws -> Bool {
+        let part = event.part ?? ""
+        if try await isActive(part) { return false }
+        guard let name = PartName(part) else { return true }
+        let covering = try await client.execute(
+            """
+            SELECT name FROM system.parts WHERE database = {db:String} AND table = {t:String} AND active
+              AND partition_id = {p:String} AND min_block_number <= {lo:Int64} AND max_block_number >= {hi:Int64}
+            LIMIT 1
+            """,
+            parameters: ["db": planEvent.database, "t": planEvent.table, "p": name.partitionID,
+                         "lo": String(name.minBlock), "hi": String(name.maxBlock)]
+        ).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard covering.isEmpty else {
+            throw RestoreError("the live part \(part) was merged into \(covering) since the plan; dropping \(covering) would drop rows the backup has too. Start a new run to plan again: inplace restore --new-run NAME")
+        }
+        return true
     }
 
     func isActive(_ part: String) async throws -> Bool {
@@ -175,7 +199,9 @@ extension TableRestore {
         var fresh = attach
         fresh.state = .pending  // reality checked above; retries check again below
         fresh.attempts = 0
-        _ = try await perform(fresh, check: {
+        // With a content identity, its `done` rides with the journal's next write: a resume that
+        // finds it `started` counts the live parts of that identity and sees it attached.
+        _ = try await perform(fresh, holdDone: attach.identity != nil, check: {
             guard !FileSystem.isFolder(folder + part), attach.identity != nil else { return false }
             return try await attachedAlready(attach)
         }, action: { try await self.attach(attach, folder: folder) })

@@ -78,8 +78,7 @@ struct TableRestore: Sendable {
 
     private func drops() async throws {
         for try await drop in stream([.dropPart]) where drop.state != .done && drop.state != .failed {
-            _ = try await perform(drop, check: { try await !isActive(drop.part ?? "") },
-                                  action: { try await dropPart(drop) })
+            _ = try await perform(drop, check: { try await dropDone(drop) }, action: { try await dropPart(drop) })
         }
     }
 
@@ -251,4 +250,10 @@ struct CreateStatement: Codable {
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
     }
+}
+
+/// A restore step that cannot go on, with what to do.
+struct RestoreError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
