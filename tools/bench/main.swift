@@ -9,6 +9,7 @@
 //   inplace-bench s3-extract KEY PART TARGET
 //   inplace-bench archive PART FOLDER OUTPUT COMPRESSION
 //   inplace-bench pipeline EVENTS PATH stream|all
+//   inplace-bench journal-replay RESTORED_JOURNAL PATH
 import Foundation
 import InplaceCore
 
@@ -172,6 +173,67 @@ do {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         report(["benchmark": "journal", "events": count, "transitions": 2 * count, "seconds": seconds,
                 "microseconds_per_transition": seconds * 1e6 / Double(2 * count), "busy_seconds": (await journal.busy).components.seconds])
+    case "journal-replay":
+        // The journaling work of a finished restore, on its own: the run, each table's emitted
+        // steps and every state change of its part steps are written to a new journal at PATH
+        // in the restore's own commits (a download's `started`; its `done` with its attach's
+        // `started`; the attach's `done` held for the next write; a drop's `started`, `done`),
+        // one after the other, with nothing else running.
+        let rest = Array(arguments.dropFirst())
+        guard rest.count == 2 else { fail("usage: journal-replay RESTORED_JOURNAL PATH") }
+        for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: rest[1] + suffix) }
+        let source = try Journal(path: rest[0], readOnly: true)
+        guard let restored = try await source.runs().first else { fail("no run in \(rest[0])") }
+        let plans = try await source.events(restored.id, kind: .planTable)
+        var tables: [(plan: JournalEvent, steps: [JournalEvent])] = []
+        for plan in plans {
+            tables.append((plan, try await source.events(restored.id, database: plan.database, table: plan.table)
+                .filter { $0.kind != .planTable }))
+        }
+        func fresh(_ event: JournalEvent) -> NewEvent {
+            NewEvent(kind: event.kind, database: event.database, table: event.table, part: event.part, disk: event.disk,
+                     bytes: event.bytes, identity: event.identity, expectedCount: event.expectedCount,
+                     sequence: event.sequence, detail: event.detail)
+        }
+        let journal = try Journal(path: rest[1])
+        let clock = ContinuousClock()
+        let started = clock.now
+        let run = try await journal.createRun(backup: restored.backup, source: restored.source, options: restored.options,
+                                              events: plans.map(fresh))
+        let planIDs = try await journal.events(run, kind: .planTable).map(\.id)
+        var transitions = 0
+        for (index, table) in tables.enumerated() {
+            try await journal.transition(planIDs[index], to: .started)
+            let ids = try await journal.completePlanTable(planIDs[index], run: run, emitting: table.steps.map(fresh),
+                                                          detail: "\(table.steps.count) event(s)")
+            transitions += 2
+            var pendingDownload: Int64?
+            for (id, step) in zip(ids, table.steps) {
+                switch step.kind {
+                case .downloadPart:
+                    try await journal.transition(id, to: .started, countAttempt: true)
+                    journal.hold(id, to: .done, detail: "\(step.bytes) bytes", path: step.path)
+                    pendingDownload = id
+                case .attachPart:
+                    guard pendingDownload != nil else { continue }
+                    try await journal.transition(id, to: .started, countAttempt: true)
+                    if step.identity != nil {
+                        journal.hold(id, to: .done, detail: "attached", newPart: step.newPart)
+                    } else {
+                        try await journal.transition(id, to: .done, detail: "attached", newPart: step.newPart)
+                    }
+                    pendingDownload = nil
+                default:
+                    try await journal.transition(id, to: .started, countAttempt: true)
+                    try await journal.transition(id, to: .done)
+                }
+                transitions += 2
+            }
+        }
+        try await journal.setRunState(run, .done)
+        let elapsed = clock.now - started
+        report(["benchmark": "journal-replay", "steps": tables.reduce(0) { $0 + $1.steps.count }, "transitions": transitions,
+                "seconds": Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18])
     case "pipeline":
         // EVENTS download/attach events of one table journaled (in chunks), then read back
         // through the restore's stages (a paged journal stream, pairs, a concurrent ordered map

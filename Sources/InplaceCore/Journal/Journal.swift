@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import Synchronization
 
 /// The write-ahead journal of restores: one SQLite file (WAL, mode 0600), the only owner of its
 /// connection.
@@ -23,8 +24,9 @@ public actor Journal {
     /// process is noticed at the end instead of reported as recorded.
     private nonisolated let identity: (device: UInt64, inode: UInt64)?
     private var transitionsCommitted = 0
-    /// Transitions held back, committed with the next write or before the next read.
-    private var held: [Change] = []
+    /// Transitions held back, committed with the next write or before the next read. Held
+    /// without a hop onto the actor (a lock, not an await): a restore holds two per part.
+    private nonisolated let held = Mutex<[Change]>([])
     /// Transitions applied in the open transaction (counted for the crash switch once committed).
     private var applied = 0
     /// Time spent in this journal's SQLite work (for the journal-cost benchmark): wall time, and
@@ -258,29 +260,47 @@ public actor Journal {
         let change = Change(event: event, state: state, detail: detail, error: error, newPart: newPart, path: path,
                             countAttempt: countAttempt)
         if hold {
-            held.append(change)
+            held.withLock { $0.append(change) }
             return
         }
         try write { try apply(change) }
     }
 
+    /// Holds a transition for the journal's next write (see 4. above), without waiting for the
+    /// journal: the caller's next journal call, whatever it is, commits it or reads after it.
+    public nonisolated func hold(
+        _ event: Int64, to state: EventState, detail: String? = nil, newPart: String? = nil, path: String? = nil
+    ) {
+        let change = Change(event: event, state: state, detail: detail, error: nil, newPart: newPart, path: path)
+        held.withLock { $0.append(change) }
+    }
+
     /// Commits the held transitions, if any.
     public func flush() throws {
-        guard !held.isEmpty else { return }
+        guard !held.withLock({ $0.isEmpty }) else { return }
         try write {}
     }
 
-    /// One committed transaction: the held transitions first, then `body`.
+    /// One committed transaction: the held transitions first, then `body`. Held transitions
+    /// that fail to commit are held again.
     private func write<T>(_ body: () throws -> T) throws -> T {
         let meter = Meter()
         defer { record(meter) }
-        let pending = held
-        applied = 0
-        let result = try db.transaction { () throws -> T in
-            for change in pending { try apply(change) }
-            return try body()
+        let pending = held.withLock { queue in
+            defer { queue.removeAll() }
+            return queue
         }
-        held.removeAll()
+        applied = 0
+        let result: T
+        do {
+            result = try db.transaction { () throws -> T in
+                for change in pending { try apply(change) }
+                return try body()
+            }
+        } catch {
+            held.withLock { $0.insert(contentsOf: pending, at: 0) }
+            throw error
+        }
         for _ in 0..<applied { committed() }
         return result
     }
@@ -296,7 +316,7 @@ public actor Journal {
     }
 
     /// One transition of one event.
-    private struct Change {
+    private struct Change: Sendable {
         var event: Int64
         var state: EventState
         var detail: String?

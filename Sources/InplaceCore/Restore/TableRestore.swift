@@ -184,16 +184,20 @@ struct TableRestore: Sendable {
             if event.state == .started || event.state == .interrupted || event.attempts > 0 || attempt > 1 {
                 if try await check() {
                     try await journal.transition(event.id, to: .done, detail: "found done when checked before running again")
-                    await progress.done(bytes: event.kind == .downloadPart ? event.bytes : 0)
+                    await counted(event)
                     return true
                 }
             }
             try await journal.transition(event.id, to: .started, countAttempt: true)
             do {
                 let result = try await action()
-                try await journal.transition(event.id, to: .done, detail: result.detail, newPart: result.newPart,
-                                             path: result.path, held: holdDone)
-                await progress.done(bytes: event.kind == .downloadPart ? event.bytes : 0)
+                if holdDone {
+                    journal.hold(event.id, to: .done, detail: result.detail, newPart: result.newPart, path: result.path)
+                } else {
+                    try await journal.transition(event.id, to: .done, detail: result.detail, newPart: result.newPart,
+                                                 path: result.path)
+                }
+                await counted(event)
                 return true
             } catch {
                 if Self.isCancellation(error) {
@@ -211,6 +215,12 @@ struct TableRestore: Sendable {
                 try await Task.sleep(for: runner.retry.delay(afterAttempt: attempt))
             }
         }
+    }
+
+    /// Progress counts part steps (drops, downloads, attaches), as its totals do.
+    private func counted(_ event: JournalEvent) async {
+        guard [.dropPart, .downloadPart, .attachPart].contains(event.kind) else { return }
+        await progress.done(bytes: event.kind == .downloadPart ? event.bytes : 0)
     }
 
     struct ActionResult {
