@@ -70,8 +70,8 @@ struct BadInputFixture {
 
     /// `inplace restore` through the built binary, with a journal of its own; no secret in what
     /// it prints, on any path.
-    func restore(_ arguments: [String] = []) throws -> CLI.Result {
-        let result = try CLI.run(["restore", "--config", config, "--journal", folder.path("journal.sqlite")] + arguments + [name],
+    func restore(_ arguments: [String] = []) async throws -> CLI.Result {
+        let result = try await CLI.run(["restore", "--config", config, "--journal", folder.path("journal.sqlite")] + arguments + [name],
                                  environment: env)
         for secret in secrets where !secret.isEmpty { #expect(!result.all.contains(secret), "a secret in the output") }
         return result

@@ -31,7 +31,7 @@ struct BadInputTests {
     private func expectRefused(_ fixture: BadInputFixture, _ arguments: [String] = [], status: Int32, _ words: [String],
                                sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let before = try await fixture.live()
-        let result = try fixture.restore(arguments)
+        let result = try await fixture.restore(arguments)
         #expect(result.status == status, "\(result.stderr)", sourceLocation: sourceLocation)
         for word in words {
             #expect(result.stderr.contains(word), "no '\(word)' in: \(result.stderr)", sourceLocation: sourceLocation)
@@ -46,7 +46,7 @@ struct BadInputTests {
     private func expectFailedSafely(_ fixture: BadInputFixture, _ words: [String],
                                     sourceLocation: SourceLocation = #_sourceLocation) async throws -> CLI.Result {
         let before = try await fixture.live()
-        let result = try fixture.restore()
+        let result = try await fixture.restore()
         #expect(result.status == 12, "\(result.stderr)", sourceLocation: sourceLocation)
         for word in words {
             #expect(result.all.contains(word), "no '\(word)' in: \(result.all)", sourceLocation: sourceLocation)
@@ -139,7 +139,7 @@ struct BadInputTests {
         // The backup repaired, replaying the failed steps (the withheld drop among them) makes
         // the table equal to the backup.
         try await fixture.store.s3.put(fixture.archiveKey, bytes: original.withLock { $0 })
-        let replay = try CLI.run(["journal", "replay", "--config", fixture.config, "--journal",
+        let replay = try await CLI.run(["journal", "replay", "--config", fixture.config, "--journal",
                                   fixture.folder.path("journal.sqlite"), "1", "--failed"], environment: fixture.env)
         #expect(replay.status == 0, "\(replay.all)")
         #expect(try await fixture.live() == fixture.backupIdentities)
@@ -223,7 +223,7 @@ struct BadInputTests {
             try await f.store.s3.put(f.archiveKey, bytes: attack.archive(part: f.missingPart.name, marker: marker))
         }
         let before = try await fixture.live()
-        let result = try fixture.restore()
+        let result = try await fixture.restore()
         #expect(result.status == 12, "\(result.stderr)")
         for word in attack.words + ["download-part", fixture.missingPart.name] {
             #expect(result.all.contains(word), "no '\(word)' in: \(result.all)")
@@ -289,11 +289,11 @@ struct BadInputTests {
         let fixture = try await BadInputFixture.make("bad_names", database: database, table: table)
         if location == .remote { try await fixture.upload() }
         try await fixture.change(extraPart: true)
-        let inPlace = try fixture.restore()
+        let inPlace = try await fixture.restore()
         #expect(inPlace.status == 0, "\(inPlace.stderr)")
         #expect(try await fixture.live() == fixture.backupIdentities)
         try await fixture.ch.execute("DROP TABLE \(fixture.qualified) SYNC")
-        let created = try fixture.restore(["--new-run"])
+        let created = try await fixture.restore(["--new-run"])
         #expect(created.status == 0, "\(created.stderr)")
         #expect(try await fixture.live() == fixture.backupIdentities)
         #expect(try await fixture.leftovers() == [])
@@ -341,7 +341,7 @@ struct BadInputTests {
         let fixture = try await prepared("bad_schema", .local)
         try await fixture.ch.execute("ALTER TABLE \(fixture.qualified) ADD COLUMN extra UInt8 DEFAULT 1")
         try await expectRefused(fixture, status: 11, ["nothing was changed", "its columns differ", "--drop-if-schema-changed"])
-        let recreated = try fixture.restore(["--drop-if-schema-changed"])
+        let recreated = try await fixture.restore(["--drop-if-schema-changed"])
         #expect(recreated.status == 0, "\(recreated.stderr)")
         #expect(try await fixture.live() == fixture.backupIdentities)
         let columns = try await fixture.ch.execute(
@@ -370,14 +370,14 @@ struct BadInputTests {
         }
         // A second surplus part, in a partition where a kept part lives: a merge joins them.
         try await SampleDatabase(ch: fixture.ch, name: fixture.database).insert(fixture.table, month: "2024-02", rows: 20, seed: 9)
-        let first = try fixture.restore()
+        let first = try await fixture.restore()
         #expect(first.status == 12 && first.all.contains("not dropped"), "\(first.all)")
         try await fixture.ch.execute("SYSTEM START MERGES \(fixture.qualified)")
         try await fixture.ch.execute("OPTIMIZE TABLE \(fixture.qualified) PARTITION 202402 FINAL")
         let rows = try await fixture.ch.execute("SELECT count() FROM \(fixture.qualified)")
 
         try await fixture.store.s3.put(fixture.archiveKey, bytes: original.withLock { $0 })
-        let replay = try CLI.run(["journal", "replay", "--config", fixture.config, "--journal",
+        let replay = try await CLI.run(["journal", "replay", "--config", fixture.config, "--journal",
                                   fixture.folder.path("journal.sqlite"), "1", "--failed"], environment: fixture.env)
         #expect(replay.status == 12, "\(replay.all)")
         #expect(replay.all.contains("was merged into") && replay.all.contains("--new-run"), "\(replay.all)")
@@ -386,10 +386,51 @@ struct BadInputTests {
         #expect(Int(after.trimmingCharacters(in: .whitespacesAndNewlines))!
                 >= Int(rows.trimmingCharacters(in: .whitespacesAndNewlines))!)
 
-        let fresh = try fixture.restore(["--new-run"])
+        let fresh = try await fixture.restore(["--new-run"])
         #expect(fresh.status == 0, "\(fresh.all)")
         #expect(try await fixture.live() == fixture.backupIdentities)
         await fixture.cleanup()
+    }
+
+    @Test("""
+        a table refused in a run that goes on (its schema differs) is planned again when replayed: \
+        once its schema is put back, replay restores it
+        """)
+    func refusedTableReplannedOnReplay() async throws {
+        let bed = try TestBed.load()
+        let ch = try bed.clickHouse()
+        let sample = try await SampleDatabase.make(ch, prefix: "bad_replan", tables: ["a", "b"])
+        defer { Task { await sample.drop() } }
+        let config = TestBed.envFile.replacingOccurrences(of: "/env", with: "/config.yml")
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let name = TestBed.uniqueName("bad_replan")
+        let layout = LocalBackupLayout(disks: try await ClickHouseCatalog(client: ch).disks())
+        defer { try? FileManager.default.removeItem(atPath: layout.folder(name)) }
+        #expect(try await CLI.run(["create", "--config", config, "--tables", "\(sample.name).*", name]).status == 0)
+        let backupHashes = { (table: String) async throws -> [String] in
+            try await sample.parts(table).map(\.hash).sorted()
+        }
+        let wanted = try await backupHashes("b")
+        // a gains a part; b loses one and gains a column (refused without --drop-if-schema-changed).
+        try await sample.insert("a", month: "2024-03", rows: 10, seed: 8)
+        let first = try await sample.parts("b")[0].name
+        try await ch.execute("ALTER TABLE \(ClickHouseSQL.identifier(sample.name)).b DROP PART \(ClickHouseSQL.string(first))")
+        try await ch.execute("ALTER TABLE \(ClickHouseSQL.identifier(sample.name)).b ADD COLUMN extra UInt8 DEFAULT 1")
+        let journal = folder.path("journal.sqlite")
+        let restored = try await CLI.run(["restore", "--config", config, "--journal", journal, name])
+        #expect(restored.status == 12, "\(restored.all)")
+        #expect(restored.all.contains("refused"), "\(restored.all)")
+
+        // Dropping a column is a mutation: it waits for merges, which the sample stopped (and a
+        // waiting mutation holds the test bed's whole engine).
+        try await ch.execute("SYSTEM START MERGES \(ClickHouseSQL.identifier(sample.name)).b")
+        try await ch.execute("ALTER TABLE \(ClickHouseSQL.identifier(sample.name)).b DROP COLUMN extra",
+                             settings: ["mutations_sync": "1"])
+        let replay = try await CLI.run(["journal", "replay", "--config", config, "--journal", journal, "1", "--failed"])
+        #expect(replay.status == 0, "\(replay.all)")
+        #expect(replay.all.contains("no longer refused"), "\(replay.all)")
+        #expect(try await backupHashes("b") == wanted)
     }
 
     /// Tables a recreate kept aside in the fixture's database.
@@ -414,7 +455,7 @@ struct BadInputTests {
                 .trimmingCharacters(in: .whitespacesAndNewlines)
         }
         let rowsBefore = try await count(fixture.table)
-        let result = try fixture.restore(["--drop-if-schema-changed"])
+        let result = try await fixture.restore(["--drop-if-schema-changed"])
         #expect(result.status == 12, "\(result.stderr)")
         #expect(result.all.contains("truncated or corrupt archive") && result.all.contains("not dropped"), "\(result.all)")
         let aside = try await asideTables(fixture)
@@ -422,7 +463,7 @@ struct BadInputTests {
         if let old = aside.first { #expect(try await count(old) == rowsBefore, "the old copy lost rows") }
 
         try await fixture.store.s3.put(fixture.archiveKey, bytes: original.withLock { $0 })
-        let replay = try CLI.run(["journal", "replay", "--config", fixture.config, "--journal",
+        let replay = try await CLI.run(["journal", "replay", "--config", fixture.config, "--journal",
                                   fixture.folder.path("journal.sqlite"), "1", "--failed"], environment: fixture.env)
         #expect(replay.status == 0, "\(replay.all)")
         #expect(try await fixture.live() == fixture.backupIdentities)

@@ -30,8 +30,14 @@ struct CLI {
         return process
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
-        try runToEnd(process(arguments, environment: environment))
+    /// Runs the binary to its end, waiting on a thread of its own: a test waiting for a child
+    /// process must not hold one of the few threads of Swift's cooperative pool (on 2 cores,
+    /// parallel tests doing so stalled every other test for seconds).
+    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Result {
+        nonisolated(unsafe) let process = process(arguments, environment: environment)
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Swift.Result { try runToEnd(process) }) }.start()
+        }
     }
 
     /// Runs `process` (any program), collecting its output streams, until it exits.
@@ -52,21 +58,21 @@ struct CLI {
 @Suite("The inplace command line")
 struct CommandLineTests {
     @Test("--version and --help answer")
-    func versionAndHelp() throws {
-        let version = try CLI.run(["--version"])
+    func versionAndHelp() async throws {
+        let version = try await CLI.run(["--version"])
         #expect(version.status == 0)
         #expect(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
-        let help = try CLI.run(["--help"])
+        let help = try await CLI.run(["--help"])
         #expect(help.status == 0)
         for command in ["config", "create", "upload", "list"] { #expect(help.stdout.contains(command)) }
     }
 
     @Test("a malformed config file exits 3 with the file named on stderr, nothing on stdout")
-    func malformedConfig() throws {
+    func malformedConfig() async throws {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         try "general: [oops\n".write(toFile: folder.path("c.yml"), atomically: true, encoding: .utf8)
-        let result = try CLI.run(["config", "show", "--config", folder.path("c.yml")])
+        let result = try await CLI.run(["config", "show", "--config", folder.path("c.yml")])
         #expect(result.status == 3)
         #expect(result.stdout.isEmpty)
         #expect(result.stderr.contains(folder.path("c.yml")))
@@ -74,11 +80,11 @@ struct CommandLineTests {
     }
 
     @Test("config show masks secrets given by file or environment")
-    func configShowMasks() throws {
+    func configShowMasks() async throws {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         try "clickhouse:\n  password: FilePassw0rd\n".write(toFile: folder.path("c.yml"), atomically: true, encoding: .utf8)
-        let result = try CLI.run(["config", "show", "--config", folder.path("c.yml")],
+        let result = try await CLI.run(["config", "show", "--config", folder.path("c.yml")],
                                  environment: ["S3_SECRET_KEY": "EnvS3cret77", "REMOTE_STORAGE": "s3", "S3_BUCKET": "b"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(!result.all.contains("FilePassw0rd"))
@@ -97,28 +103,28 @@ struct CommandLineTests {
         let name = TestBed.uniqueName("cli")
         var outputs: [String] = []
 
-        let created = try CLI.run(["create", "--config", config, "--tables", "\(sample.name).*", "--json", name], environment: env)
+        let created = try await CLI.run(["create", "--config", config, "--tables", "\(sample.name).*", "--json", name], environment: env)
         outputs.append(created.all)
         #expect(created.status == 0, "\(created.stderr)")
         let summary = try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: String]
         #expect(summary?["parts"] == "3")
         #expect(created.stderr.contains("info"))
 
-        let again = try CLI.run(["create", "--config", config, "--tables", "\(sample.name).*", name], environment: env)
+        let again = try await CLI.run(["create", "--config", config, "--tables", "\(sample.name).*", name], environment: env)
         outputs.append(again.all)
         #expect(again.status == 10, "an existing name is refused with its own exit code")
 
-        let nothing = try CLI.run(["create", "--config", config, "--tables", "no_such_db_q.*", TestBed.uniqueName("n")],
+        let nothing = try await CLI.run(["create", "--config", config, "--tables", "no_such_db_q.*", TestBed.uniqueName("n")],
                                   environment: env)
         outputs.append(nothing.all)
         #expect(nothing.status == 9)
         #expect(nothing.stderr.contains("matches no table"))
 
-        let uploaded = try CLI.run(["upload", "--config", config, name], environment: env)
+        let uploaded = try await CLI.run(["upload", "--config", config, name], environment: env)
         outputs.append(uploaded.all)
         #expect(uploaded.status == 0, "\(uploaded.stderr)")
 
-        let listed = try CLI.run(["list", "--config", config, "--json"], environment: env)
+        let listed = try await CLI.run(["list", "--config", config, "--json"], environment: env)
         outputs.append(listed.all)
         #expect(listed.status == 0, "\(listed.stderr)")
         let items = try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]] ?? []
@@ -126,7 +132,7 @@ struct CommandLineTests {
         #expect(Set(mine.compactMap { $0["location"] as? String }) == ["local", "remote"])
         #expect(mine.allSatisfy { $0["state"] as? String == "complete" })
 
-        let text = try CLI.run(["list", "remote", "--config", config], environment: env)
+        let text = try await CLI.run(["list", "remote", "--config", config], environment: env)
         outputs.append(text.all)
         #expect(text.stdout.contains(name) && text.stdout.contains("remote"))
 
@@ -175,16 +181,16 @@ struct SecretScanTests {
         ]
         var outputs: [String] = []
         for command in commands {
-            let result = try CLI.run(command + ["--config", config, "--log-level", "trace"], environment: env)
+            let result = try await CLI.run(command + ["--config", config, "--log-level", "trace"], environment: env)
             outputs.append(result.all)
         }
         // Wrong credentials: the errors name the setting, never the value given.
         let wrongPassword = "Wr0ngPassw0rd-\(UUID().uuidString)"
         let wrongSecret = "Wr0ngSecret-\(UUID().uuidString)"
-        let refused = try CLI.run(["list", "--config", config],
+        let refused = try await CLI.run(["list", "--config", config],
                                   environment: env.merging(["CLICKHOUSE_PASSWORD": wrongPassword]) { $1 })
         #expect(refused.status == 4)
-        let denied = try CLI.run(["list", "remote", "--config", config],
+        let denied = try await CLI.run(["list", "remote", "--config", config],
                                  environment: env.merging(["S3_SECRET_KEY": wrongSecret]) { $1 })
         #expect(denied.status == 6)
         outputs += [refused.all, denied.all]
@@ -193,13 +199,13 @@ struct SecretScanTests {
             ["journal", "replay", "1", "--failed", "--journal", journal], ["create", TestBed.uniqueName("n")],
         ]
         for command in wrongPasswordCommands {
-            let result = try CLI.run(command + ["--config", config, "--log-level", "trace"],
+            let result = try await CLI.run(command + ["--config", config, "--log-level", "trace"],
                                      environment: env.merging(["CLICKHOUSE_PASSWORD": wrongPassword]) { $1 })
             #expect(result.status == 4, "\(command): \(result.stderr)")
             outputs.append(result.all)
         }
         for command in [["upload", name], ["plan", "--from", "remote", name], ["restore", "--from", "remote", "--journal", journal, name]] {
-            let result = try CLI.run(command + ["--config", config, "--log-level", "trace"],
+            let result = try await CLI.run(command + ["--config", config, "--log-level", "trace"],
                                      environment: env.merging(["S3_SECRET_KEY": wrongSecret]) { $1 })
             #expect(result.status == 6, "\(command): \(result.stderr)")
             outputs.append(result.all)

@@ -38,7 +38,7 @@ actor FaultBackup {
         let name = TestBed.uniqueName("fault")
         let s3Path = "it/\(TestBed.uniqueName("fault"))"
         for command in [["create", "--config", config, "--tables", "\(db).*", name], ["upload", "--config", config, name]] {
-            let result = try CLI.run(command, environment: ["S3_PATH": s3Path])
+            let result = try await CLI.run(command, environment: ["S3_PATH": s3Path])
             guard result.status == 0 else {
                 throw FaultProxy.Failure(description: "inplace \(command[0]) failed (\(result.status)): \(result.stderr)")
             }
@@ -133,16 +133,16 @@ struct FaultRun {
         ["restore", "--config", config, "--journal", journal, "--from", "remote", "--json", backup.name]
     }
 
-    func restore(concurrency: Int = 4) throws -> CLI.Result {
-        try CLI.run(restoreArguments, environment: environment(concurrency: concurrency))
+    func restore(concurrency: Int = 4) async throws -> CLI.Result {
+        try await CLI.run(restoreArguments, environment: environment(concurrency: concurrency))
     }
 
-    func resume() throws -> CLI.Result {
-        try CLI.run(["resume", "--config", config, "--journal", journal, "--json"], environment: environment())
+    func resume() async throws -> CLI.Result {
+        try await CLI.run(["resume", "--config", config, "--journal", journal, "--json"], environment: environment())
     }
 
-    func replayFailed() throws -> CLI.Result {
-        try CLI.run(["journal", "replay", "1", "--failed", "--config", config, "--journal", journal, "--json"],
+    func replayFailed() async throws -> CLI.Result {
+        try await CLI.run(["journal", "replay", "1", "--failed", "--config", config, "--journal", journal, "--json"],
                     environment: environment())
     }
 

@@ -30,7 +30,7 @@ extension FaultTests {
             try #require(mounted.status == 0, "cannot mount a tmpfs (root needed): \(mounted.stderr)")
             mounts.append(name)
         }
-        let result = try run.restore()
+        let result = try await run.restore()
         #expect(result.status == 12, "\(result.stderr)")
         let failures = run.summary(result)?.failures ?? []
         let downloads = failures.filter { $0.hasPrefix("download-part") }
@@ -46,7 +46,7 @@ extension FaultTests {
         #expect(failedIDs.count == 4 && failedIDs.allSatisfy { (1...12).contains($0) }, "\(failedIDs)")
 
         unmountAll()
-        let replayed = try run.replayFailed()
+        let replayed = try await run.replayFailed()
         #expect(replayed.status == 0, "\(replayed.stdout) \(replayed.stderr)")
         #expect(try await run.differences() == [])
     }

@@ -17,9 +17,12 @@ struct FaultTests {
         let run = try await FaultRun.start()
         defer { run.finish() }
         try await run.proxy.set(.fail(status: 503, count: 3), only: run.partDownloads)
-        let result = try run.restore()
+        let result = try await run.restore()
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try await run.differences() == [])
+        // Each retry is logged (on stderr), naming the answer.
+        #expect(result.stderr.components(separatedBy: "retrying in").count - 1 == 3, "\(result.stderr)")
+        #expect(result.stderr.contains("HTTP 503"), "\(result.stderr)")
         let log = try await run.proxy.stats().log
         let failed = log.filter { $0.fault == "fail 503" }
         #expect(failed.count == 3)
@@ -38,7 +41,7 @@ struct FaultTests {
         // One download at a time: the first part's GET gets all 8 failures, 6 of them its S3
         // client's attempts, then the step's second attempt sees 2 more and succeeds.
         try await run.proxy.set(.fail(status: 500, count: 8), only: run.partDownloads)
-        let result = try run.restore(concurrency: 1)
+        let result = try await run.restore(concurrency: 1)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try await run.differences() == [])
         #expect(try await run.proxy.stats().faults == 8)
@@ -57,7 +60,7 @@ struct FaultTests {
         let run = try await FaultRun.start()
         defer { run.finish() }
         try await run.proxy.set(.fail(status: 500), only: run.partDownloads)
-        let result = try run.restore()
+        let result = try await run.restore()
         #expect(result.status == 12, "\(result.stderr)")
         let summary = run.summary(result)
         #expect(summary?.state == .partlyFailed)
@@ -71,9 +74,9 @@ struct FaultTests {
         try await run.proxy.set(.pass)
         // Resume carries on started and interrupted steps only; failed ones wait for a replay,
         // and resume says so.
-        let resumed = try CLI.run(["resume", "--config", run.config, "--journal", run.journal], environment: run.environment())
+        let resumed = try await CLI.run(["resume", "--config", run.config, "--journal", run.journal], environment: run.environment())
         #expect(resumed.status == 12 && resumed.stdout.contains("journal replay 1 --failed"), "\(resumed.stdout)")
-        let replayed = try run.replayFailed()
+        let replayed = try await run.replayFailed()
         #expect(replayed.status == 0, "\(replayed.stdout) \(replayed.stderr)")
         #expect(try await run.differences() == [])
     }
@@ -83,7 +86,7 @@ struct FaultTests {
         let run = try await FaultRun.start()
         defer { run.finish() }
         try await run.proxy.set(.truncate(after: 256 << 10, count: 2), only: run.partDownloads)
-        let result = try run.restore()
+        let result = try await run.restore()
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try await run.differences() == [])
         let log = try await run.proxy.stats().log
@@ -97,7 +100,7 @@ struct FaultTests {
         defer { run.finish() }
         // 256 KiB per attempt: six ranged attempts fetch 1.5 MB of a 3.3 MB part, then the step fails.
         try await run.proxy.set(.truncate(after: 256 << 10), only: run.partDownloads)
-        let result = try run.restore()
+        let result = try await run.restore()
         #expect(result.status == 12, "\(result.stderr)")
         let failures = run.summary(result)?.failures ?? []
         #expect(failures.filter { $0.hasPrefix("download-part") }.count == 4, "\(failures)")
@@ -105,7 +108,7 @@ struct FaultTests {
         #expect(try await run.problemsAfterFailure() == [])
 
         try await run.proxy.set(.pass)
-        let replayed = try run.replayFailed()
+        let replayed = try await run.replayFailed()
         #expect(replayed.status == 0, "\(replayed.stdout) \(replayed.stderr)")
         #expect(try await run.differences() == [])
     }
@@ -116,7 +119,7 @@ struct FaultTests {
         defer { run.finish() }
         try await run.proxy.set(.slow(bytesPerSecond: 2_000_000), only: run.partDownloads)
         let started = ContinuousClock.now
-        let result = try run.restore()
+        let result = try await run.restore()
         let elapsed = ContinuousClock.now - started
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try await run.differences() == [])
@@ -142,7 +145,7 @@ struct FaultTests {
         #expect(try await run.problemsAfterFailure() == [])
 
         try await run.proxy.set(.pass)
-        let replayed = try run.replayFailed()
+        let replayed = try await run.replayFailed()
         #expect(replayed.status == 0, "\(replayed.stdout) \(replayed.stderr)")
         #expect(try await run.differences() == [])
     }
@@ -167,7 +170,7 @@ struct FaultTests {
         #expect(try await run.leftovers(allowDownloaded: true) == [])
 
         try await run.proxy.set(.pass)
-        let resumed = try run.resume()
+        let resumed = try await run.resume()
         #expect(resumed.status == 0, "\(resumed.stdout) \(resumed.stderr)")
         #expect(try await run.differences() == [])
     }

@@ -86,13 +86,13 @@ struct ServerFaultTests {
     let config = TestBed.envFile.replacingOccurrences(of: "/env", with: "/config.yml")
 
     @Test("a wrong ClickHouse password: exit 4, 'authentication failed' naming the setting, the password nowhere, no journal")
-    func wrongPassword() throws {
+    func wrongPassword() async throws {
         let password = "Wr0ng-\(UUID().uuidString)"
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         let journal = folder.path("journal.sqlite")
         for command in [["list", "local"], ["plan", "any"], ["restore", "--journal", journal, "any"]] {
-            let result = try CLI.run(command + ["--config", config], environment: ["CLICKHOUSE_PASSWORD": password])
+            let result = try await CLI.run(command + ["--config", config], environment: ["CLICKHOUSE_PASSWORD": password])
             #expect(result.status == 4, "\(command): \(result.stderr)")
             #expect(result.stderr.contains("authentication failed"), "\(result.stderr)")
             #expect(result.stderr.contains("clickhouse.password"))
@@ -102,10 +102,10 @@ struct ServerFaultTests {
     }
 
     @Test("an unreachable ClickHouse: exit 4 naming host:port and the settings to check")
-    func unreachable() throws {
+    func unreachable() async throws {
         let port = try freeLoopbackPort()
         let started = ContinuousClock.now
-        let result = try CLI.run(["plan", "any", "--config", config],
+        let result = try await CLI.run(["plan", "any", "--config", config],
                                  environment: ["CLICKHOUSE_HTTP_PORT": String(port)])
         #expect(result.status == 4, "\(result.stderr)")
         #expect(result.stderr.contains("127.0.0.1:\(port)"), "\(result.stderr)")
@@ -124,7 +124,7 @@ struct OldServerTests {
 
     @Test("plan and restore against ClickHouse 18.16 exit 5 naming the version and the minimum; nothing is created on it",
           .enabled(if: TestBed.isCI || binaryPresent))
-    func refusesOldServer() throws {
+    func refusesOldServer() async throws {
         guard Self.binaryPresent else {
             throw TestBed.Missing(description: "clickhouse-server (Debian's 18.16) is not installed: run tools/setup")
         }
@@ -149,7 +149,7 @@ struct OldServerTests {
         let before = try FileSystem.files(under: server + "/data").sorted()
         let journal = folder.path("journal.sqlite")
         for command in [["plan", "any"], ["restore", "--journal", journal, "any"], ["list", "local"]] {
-            let result = try CLI.run(command + ["--config", folder.path("config.yml")])
+            let result = try await CLI.run(command + ["--config", folder.path("config.yml")])
             #expect(result.status == 5, "\(command): \(result.stderr)")
             #expect(result.stderr.contains("18.16"), "\(result.stderr)")
             #expect(result.stderr.contains(ClickHouseVersion.minimumSupported.text))
@@ -180,17 +180,17 @@ extension CLI {
 
 @Suite("Operator faults: the configuration")
 struct ConfigFaultTests {
-    private func run(_ yaml: String, _ arguments: [String], environment: [String: String] = [:]) throws -> CLI.Result {
+    private func run(_ yaml: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> CLI.Result {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         try yaml.write(toFile: folder.path("c.yml"), atomically: true, encoding: .utf8)
-        return try CLI.run(arguments + ["--config", folder.path("c.yml")], environment: environment)
+        return try await CLI.run(arguments + ["--config", folder.path("c.yml")], environment: environment)
     }
 
     @Test("malformed YAML: exit 3 with the line and column, the broken line (holding a password) not quoted")
-    func malformedYAML() throws {
+    func malformedYAML() async throws {
         let secret = "Secr3tOnTheBadLine"
-        let result = try run("clickhouse:\n  host: localhost\n  password: \(secret): [x\n", ["plan", "any"])
+        let result = try await run("clickhouse:\n  host: localhost\n  password: \(secret): [x\n", ["plan", "any"])
         #expect(result.status == 3)
         #expect(result.stderr.contains("not valid YAML") && result.stderr.contains("line 3"), "\(result.stderr)")
         #expect(!result.all.contains(secret))
@@ -198,27 +198,27 @@ struct ConfigFaultTests {
     }
 
     @Test("an unknown general.remote_storage: exit 3 naming the key and the values allowed")
-    func unknownRemoteStorage() throws {
-        let result = try run("general:\n  remote_storage: dropbox\n", ["list", "remote"])
+    func unknownRemoteStorage() async throws {
+        let result = try await run("general:\n  remote_storage: dropbox\n", ["list", "remote"])
         #expect(result.status == 3)
         #expect(result.stderr.contains("general.remote_storage") && result.stderr.contains("'dropbox'"), "\(result.stderr)")
         #expect(result.stderr.contains("use s3 or none"))
     }
 
     @Test("remote storage s3 without a bucket: exit 3 naming s3.bucket and S3_BUCKET")
-    func missingBucket() throws {
-        let result = try run("general:\n  remote_storage: s3\ns3:\n  access_key: a\n  secret_key: b\n", ["list", "remote"])
+    func missingBucket() async throws {
+        let result = try await run("general:\n  remote_storage: s3\ns3:\n  access_key: a\n  secret_key: b\n", ["list", "remote"])
         #expect(result.status == 3)
         #expect(result.stderr.contains("s3.bucket") && result.stderr.contains("S3_BUCKET"), "\(result.stderr)")
     }
 
     @Test("a wrong S3 secret: exit 6, the 403 explained with the settings to check, the secret nowhere",
           .enabled(if: TestBed.shouldRun))
-    func wrongS3Secret() throws {
+    func wrongS3Secret() async throws {
         let secret = "Wr0ngS3cret-\(UUID().uuidString)"
         let config = TestBed.envFile.replacingOccurrences(of: "/env", with: "/config.yml")
         for command in [["list", "remote"], ["plan", "--from", "remote", "any"]] {
-            let result = try CLI.run(command + ["--config", config], environment: ["S3_SECRET_KEY": secret])
+            let result = try await CLI.run(command + ["--config", config], environment: ["S3_SECRET_KEY": secret])
             #expect(result.status == 6, "\(command): \(result.stderr)")
             #expect(result.stderr.contains("HTTP 403") && result.stderr.contains("s3.secret_key"), "\(result.stderr)")
             #expect(!result.all.contains(secret))
@@ -245,9 +245,9 @@ struct RemoteRestoreFixture {
         let name = TestBed.uniqueName(prefix)
         let env = ["S3_PATH": "it/\(TestBed.uniqueName(prefix))"]
         let config = TestBed.envFile.replacingOccurrences(of: "/env", with: "/config.yml")
-        let created = try CLI.run(["create", "--config", config, "--tables", "\(scenario.db).*", name], environment: env)
+        let created = try await CLI.run(["create", "--config", config, "--tables", "\(scenario.db).*", name], environment: env)
         #expect(created.status == 0, "\(created.stderr)")
-        #expect(try CLI.run(["upload", "--config", config, name], environment: env).status == 0)
+        #expect(try await CLI.run(["upload", "--config", config, name], environment: env).status == 0)
         let layout = LocalBackupLayout(disks: try await ClickHouseCatalog(client: ch).disks())
         try FileManager.default.removeItem(atPath: layout.folder(name))
         try await scenario.changed()
@@ -286,7 +286,7 @@ struct JournalFaultTests {
         defer { folder.remove() }
         let journal = folder.path("journal.sqlite")
         let first = try fixture.startFrozenRestore(journal: journal)
-        let second = try CLI.run(fixture.restoreArguments(journal: journal), environment: fixture.env)
+        let second = try await CLI.run(fixture.restoreArguments(journal: journal), environment: fixture.env)
         first.thaw()
         #expect(second.status == 14, "\(second.stderr)")
         #expect(second.stderr.contains("another inplace process is using the journal"))
@@ -330,7 +330,7 @@ struct JournalFaultTests {
         for (path, message) in cases {
             let before = try #require(fileBytes(path))
             for command in [["resume"], ["journal", "list"], ["journal", "show"], ["journal", "replay", "1", "--failed"]] {
-                let result = try CLI.run(command + ["--config", config, "--journal", path])
+                let result = try await CLI.run(command + ["--config", config, "--journal", path])
                 #expect(result.status == 14, "\(command) on \(path): \(result.stderr)")
                 #expect(result.stderr.contains(message), "\(command): \(result.stderr)")
             }

@@ -53,7 +53,7 @@ struct PlanIntegrationTests {
 
         let name = TestBed.uniqueName("plan")
         let config = TestBed.envFile.replacingOccurrences(of: "/env", with: "/config.yml")
-        let created = try CLI.run(["create", "--config", config, "--tables", "\(db).*", name])
+        let created = try await CLI.run(["create", "--config", config, "--tables", "\(db).*", name])
         #expect(created.status == 0, "\(created.stderr)")
 
         // One change per table.
@@ -72,7 +72,7 @@ struct PlanIntegrationTests {
         var after: [String: [String]] = [:]
         for table in tables where table != "vanished" { after[table] = try await parts(table) }
 
-        let result = try CLI.run(["plan", "--config", config, "--json", name])
+        let result = try await CLI.run(["plan", "--config", config, "--json", name])
         #expect(result.status == 11, "a refused table makes the plan incomplete: \(result.stderr)")
         let plan = try JSONDecoder().decode(PlanJSON.self, from: Data(result.stdout.utf8))
         #expect(plan.three_way)
@@ -118,17 +118,17 @@ struct PlanIntegrationTests {
         for table in tables where table != "vanished" { #expect(try await parts(table) == after[table]!) }
 
         // With --drop-if-schema-changed the altered table is recreated instead, and the plan is complete.
-        let forced = try CLI.run(["plan", "--config", config, "--json", "--drop-if-schema-changed", name])
+        let forced = try await CLI.run(["plan", "--config", config, "--json", "--drop-if-schema-changed", name])
         #expect(forced.status == 0, "\(forced.stderr)")
         let forcedPlan = try JSONDecoder().decode(PlanJSON.self, from: Data(forced.stdout.utf8))
         let alteredForced = try #require(forcedPlan.tables.first { $0.table == "altered" })
         #expect(alteredForced.recreate && alteredForced.download == before["altered"]!)
 
         // --tables narrows the plan; a pattern matching nothing in the backup is an error.
-        let narrowed = try CLI.run(["plan", "--config", config, "--json", "--tables", "\(db).same", name])
+        let narrowed = try await CLI.run(["plan", "--config", config, "--json", "--tables", "\(db).same", name])
         #expect(narrowed.status == 0)
         #expect(try JSONDecoder().decode(PlanJSON.self, from: Data(narrowed.stdout.utf8)).tables.map(\.table) == ["same"])
-        let nothing = try CLI.run(["plan", "--config", config, "--tables", "nope.*", name])
+        let nothing = try await CLI.run(["plan", "--config", config, "--tables", "nope.*", name])
         #expect(nothing.status == 9)
 
         let disks = try await ClickHouseCatalog(client: ch).disks()

@@ -125,7 +125,7 @@ struct RestoreIntegrationTests {
         try await scenario.original()
         let name = TestBed.uniqueName("rst")
         let env = ["S3_PATH": "it/\(TestBed.uniqueName("rst"))"]
-        #expect(try CLI.run(["create", "--config", config, "--tables", "\(scenario.db).*", name], environment: env).status == 0)
+        #expect(try await CLI.run(["create", "--config", config, "--tables", "\(scenario.db).*", name], environment: env).status == 0)
         try await scenario.changed()
         let layout = LocalBackupLayout(disks: try await ClickHouseCatalog(client: ch).disks())
         let backup = LocalBackupSource(name: name, layout: layout)
@@ -134,7 +134,7 @@ struct RestoreIntegrationTests {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         let journal = folder.path("journal.sqlite")
-        let restored = try CLI.run(["restore", "--config", config, "--journal", journal, "--json", name], environment: env)
+        let restored = try await CLI.run(["restore", "--config", config, "--journal", journal, "--json", name], environment: env)
         #expect(restored.status == 0, "\(restored.stderr)")
         #expect(try await scenario.differences(from: backup) == [])
         #expect(try await leftovers(scenario, journal: journal) == [])
@@ -143,7 +143,7 @@ struct RestoreIntegrationTests {
         // a: 2 drops, 4 downloads + attaches; b: create, 8 + 8; c: 3 drops, 8 + 8; and 3 plan-table.
         #expect(summary.events == 3 + (2 + 8) + (1 + 16) + (3 + 16))
 
-        let again = try CLI.run(["restore", "--config", config, "--journal", journal, "--json", name], environment: env)
+        let again = try await CLI.run(["restore", "--config", config, "--journal", journal, "--json", name], environment: env)
         #expect(again.status == 0, "\(again.stderr)")
         #expect(try JSONDecoder().decode(RestoreSummary.self, from: Data(again.stdout.utf8)).events == 0)
 
@@ -155,10 +155,10 @@ struct RestoreIntegrationTests {
         }
 
         // From S3 too: upload, remove the local copy, change the tables again, restore from remote.
-        #expect(try CLI.run(["upload", "--config", config, name], environment: env).status == 0)
+        #expect(try await CLI.run(["upload", "--config", config, name], environment: env).status == 0)
         try FileManager.default.removeItem(atPath: layout.folder(name))
         try await scenario.changed()
-        let remote = try CLI.run(["restore", "--config", config, "--journal", journal, "--from", "remote", name],
+        let remote = try await CLI.run(["restore", "--config", config, "--journal", journal, "--from", "remote", name],
                                  environment: env)
         #expect(remote.status == 0, "\(remote.stderr)")
         let store = RemoteBackupStore(s3: try bed.s3(), path: env["S3_PATH"]!)
@@ -173,8 +173,8 @@ struct RestoreIntegrationTests {
         try await scenario.original()
         let name = TestBed.uniqueName("crash")
         let env = ["S3_PATH": "it/\(TestBed.uniqueName("crash"))"]
-        #expect(try CLI.run(["create", "--config", config, "--tables", "\(scenario.db).*", name], environment: env).status == 0)
-        #expect(try CLI.run(["upload", "--config", config, name], environment: env).status == 0)
+        #expect(try await CLI.run(["create", "--config", config, "--tables", "\(scenario.db).*", name], environment: env).status == 0)
+        #expect(try await CLI.run(["upload", "--config", config, name], environment: env).status == 0)
         let layout = LocalBackupLayout(disks: try await ClickHouseCatalog(client: ch).disks())
         try FileManager.default.removeItem(atPath: layout.folder(name))
         let store = RemoteBackupStore(s3: try bed.s3(), path: env["S3_PATH"]!)
@@ -191,7 +191,7 @@ struct RestoreIntegrationTests {
             let journal = folder.path("journal.sqlite")
             var crashEnv = env
             crashEnv["INPLACE_TEST_CRASH_AFTER_TRANSITION"] = String(k)
-            let crashed = try CLI.run(["restore", "--config", config, "--journal", journal, "--drop-if-schema-changed", name],
+            let crashed = try await CLI.run(["restore", "--config", config, "--journal", journal, "--drop-if-schema-changed", name],
                                       environment: crashEnv)
             if crashed.status == 0 {
                 #expect(try await scenario.differences(from: backup) == [])
@@ -200,7 +200,7 @@ struct RestoreIntegrationTests {
             }
             kills += 1
             #expect(crashed.status == 9 || crashed.status == 137, "k=\(k): \(crashed.stderr)")
-            let resumed = try CLI.run(["resume", "--config", config, "--journal", journal], environment: env)
+            let resumed = try await CLI.run(["resume", "--config", config, "--journal", journal], environment: env)
             #expect(resumed.status == 0, "k=\(k): \(resumed.stdout) \(resumed.stderr)")
             #expect(try await scenario.differences(from: backup) == [], "k=\(k)")
             let left = try await leftovers(scenario, journal: journal)
@@ -236,8 +236,8 @@ extension RestoreIntegrationTests {
         }
         let name = TestBed.uniqueName("kill")
         let env = ["S3_PATH": "it/\(TestBed.uniqueName("kill"))"]
-        #expect(try CLI.run(["create", "--config", config, "--tables", "\(db).*", name], environment: env).status == 0)
-        #expect(try CLI.run(["upload", "--config", config, name], environment: env).status == 0)
+        #expect(try await CLI.run(["create", "--config", config, "--tables", "\(db).*", name], environment: env).status == 0)
+        #expect(try await CLI.run(["upload", "--config", config, name], environment: env).status == 0)
         let layout = LocalBackupLayout(disks: try await ClickHouseCatalog(client: ch).disks())
         try FileManager.default.removeItem(atPath: layout.folder(name))
         let backup = RemoteBackupSource(name: name, store: RemoteBackupStore(s3: try bed.s3(), path: env["S3_PATH"]!))
@@ -255,7 +255,7 @@ extension RestoreIntegrationTests {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         let started = ContinuousClock.now
-        #expect(try CLI.run(["restore", "--config", config, "--journal", folder.path("full.sqlite"), name], environment: env).status == 0)
+        #expect(try await CLI.run(["restore", "--config", config, "--journal", folder.path("full.sqlite"), name], environment: env).status == 0)
         let duration = ContinuousClock.now - started
         #expect(try await live() == wanted)
 
@@ -275,7 +275,7 @@ extension RestoreIntegrationTests {
             let reader = try Journal(path: journal, readOnly: true)
             let inFlight = try await reader.events(1).filter { $0.kind == .downloadPart && $0.state == .started }
             if !inFlight.isEmpty { midDownload += 1 }
-            let resumed = try CLI.run(["resume", "--config", config, "--journal", journal], environment: env)
+            let resumed = try await CLI.run(["resume", "--config", config, "--journal", journal], environment: env)
             #expect(resumed.status == 0, "\(resumed.stderr)")
             #expect(try await live() == wanted, "killed after \(delay)")
             let count = try await ch.execute("SELECT count() = uniqExact(id) AND count() = 120000 FROM \(q(db)).big")

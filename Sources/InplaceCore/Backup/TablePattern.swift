@@ -5,6 +5,8 @@ import Foundation
 /// excluded the same way.
 public struct TablePattern: Sendable {
     public let patterns: [String]
+    /// One table by its exact names (no glob: names may hold `*`, `?` or `[`).
+    private var exact: (database: String, table: String)?
 
     /// `nil` or empty text selects every table.
     public init(_ text: String?) {
@@ -14,10 +16,18 @@ public struct TablePattern: Sendable {
 
     public init(patterns: [String]) { self.patterns = patterns }
 
+    /// Selects exactly this table.
+    public static func exactly(database: String, table: String) -> TablePattern {
+        var pattern = TablePattern(patterns: ["\(database).\(table)"])
+        pattern.exact = (database, table)
+        return pattern
+    }
+
     public var selectsEverything: Bool { patterns.isEmpty }
 
     public func matches(database: String, table: String) -> Bool {
-        patterns.isEmpty || patterns.contains { Self.glob($0, "\(database).\(table)") }
+        if let exact { return exact.database == database && exact.table == table }
+        return patterns.isEmpty || patterns.contains { Self.glob($0, "\(database).\(table)") }
     }
 
     /// True when `skip` (clickhouse.skip_tables) excludes the table.

@@ -421,6 +421,11 @@ public actor Journal {
             """, bindings: [run, database, table] + kinds.map(\.rawValue), transform: Self.event).first
     }
 
+    /// Replaces a plan-table event's plan (a refused table planned again on replay).
+    public func replacePlan(_ event: Int64, plan: String) throws {
+        try write { try db.run("UPDATE events SET detail = ?, updated_at = ? WHERE id = ?", plan, Self.now(), event) }
+    }
+
     /// How many of a table's events of `kinds` are not done.
     public func notDone(_ run: Int64, database: String, table: String, kinds: [EventKind]) throws -> Int {
         try flush()

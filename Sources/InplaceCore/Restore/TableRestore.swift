@@ -89,7 +89,12 @@ struct TableRestore: Sendable {
         if planEvent.state != .done {
             guard planEvent.state != .failed else { return false }
             try await journal.transition(planEvent.id, to: .started)
-            let plan = try JSONDecoder().decode(TablePlan.self, from: Data((planEvent.detail ?? "").utf8))
+            var plan = try JSONDecoder().decode(TablePlan.self, from: Data((planEvent.detail ?? "").utf8))
+            if plan.refused != nil, try await journal.transitions(planEvent.id).contains(where: { $0.to == .failed }) {
+                // Replayed after a refusal: the operator may have fixed its cause, so the table
+                // is planned again against the live state rather than refused from memory.
+                plan = try await replanned() ?? plan
+            }
             if let refused = plan.refused {
                 try await journal.transition(planEvent.id, to: .failed, error: "refused: \(refused)")
                 runner.logger.warning("\(planEvent.database).\(planEvent.table): refused: \(refused)")
@@ -103,6 +108,21 @@ struct TableRestore: Sendable {
                                                 detail: "\(events.count) event(s)")
         }
         return true
+    }
+
+    /// The table planned again now, with the run's options; stored as the step's plan.
+    private func replanned() async throws -> TablePlan? {
+        let result = try await PlanBuilder(client: client).build(.init(
+            source: runner.source, tables: .exactly(database: planEvent.database, table: planEvent.table),
+            skipTables: [], options: PlanOptions(dropIfSchemaChanged: options.dropIfSchemaChanged, full: options.full,
+                                                 ignoreDiskSpace: options.ignoreDiskSpace, dropFirst: options.dropFirst)))
+        guard var table = result.plan.tables.first else { return nil }
+        if table.refused == nil, let refused = result.plan.refused { table.refused = refused }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try await journal.replacePlan(planEvent.id, plan: String(decoding: try encoder.encode(table), as: UTF8.self))
+        runner.logger.info("\(planEvent.database).\(planEvent.table): planned again: \(table.refused.map { "still refused: \($0)" } ?? "no longer refused")")
+        return table
     }
 
     /// Where a recreated table's old copy waits until the new one is complete: a name of this

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// What S3 says about one object.
 public struct S3ObjectInfo: Sendable, Equatable {
@@ -25,10 +26,12 @@ public enum S3Sink: Sendable {
 public final class S3Client: Sendable {
     public let config: S3Config
     let http: HTTPClient
+    let logger: Logger
 
-    public init(config: S3Config, http: HTTPClient = HTTPClient()) {
+    public init(config: S3Config, http: HTTPClient = HTTPClient(), logger: Logger = Logger(label: "inplace.s3")) {
         self.config = config
         self.http = http
+        self.logger = logger
     }
 
     // MARK: Objects
@@ -106,7 +109,7 @@ public final class S3Client: Sendable {
                     progress.set(fileSize(sink))
                 }
                 guard error.isRetryable, attempt < config.retry.maxAttempts else { throw error }
-                try await pause(after: attempt, key: key)
+                try await pause(after: attempt, key: key, error: error)
             }
         }
     }
@@ -203,7 +206,7 @@ public final class S3Client: Sendable {
                 var error = error
                 error.attempts = attempt
                 guard error.isRetryable, attempt < config.retry.maxAttempts else { throw error }
-                try await pause(after: attempt, key: key)
+                try await pause(after: attempt, key: key, error: error)
             }
         }
     }
@@ -256,9 +259,12 @@ public final class S3Client: Sendable {
                        httpStatus: status, requestID: xml?.value("RequestId") ?? response.header("x-amz-request-id"))
     }
 
-    func pause(after attempt: Int, key: String) async throws(S3Error) {
+    /// Waits before the next attempt, saying so: an operator sees S3 trouble as it happens.
+    func pause(after attempt: Int, key: String, error: S3Error) async throws(S3Error) {
+        let delay = config.retry.delay(afterAttempt: attempt)
+        logger.warning("S3 \(key.isEmpty ? config.bucket : key): attempt \(attempt) of \(config.retry.maxAttempts) failed (\(error)); retrying in \(delay)")
         do {
-            try await Task.sleep(for: config.retry.delay(afterAttempt: attempt))
+            try await Task.sleep(for: delay)
         } catch {
             throw S3Error(kind: .cancelled, code: "Cancelled", message: "cancelled", bucket: config.bucket, key: key)
         }
