@@ -77,6 +77,12 @@ struct BadInputFixture {
         return result
     }
 
+    /// `inplace journal replay 1 --failed` on the fixture's journal.
+    func replayFailed() async throws -> CLI.Result {
+        try await CLI.run(["journal", "replay", "--config", config, "--journal", folder.path("journal.sqlite"), "1", "--failed"],
+                          environment: env)
+    }
+
     // Local backup files.
     var metadataFile: String { layout.metadataFile(name) }
     var tableFile: String { layout.tableMetadataFile(name, database: database, table: table) }

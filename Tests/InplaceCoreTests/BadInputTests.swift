@@ -139,8 +139,7 @@ struct BadInputTests {
         // The backup repaired, replaying the failed steps (the withheld drop among them) makes
         // the table equal to the backup.
         try await fixture.store.s3.put(fixture.archiveKey, bytes: original.withLock { $0 })
-        let replay = try await CLI.run(["journal", "replay", "--config", fixture.config, "--journal",
-                                  fixture.folder.path("journal.sqlite"), "1", "--failed"], environment: fixture.env)
+        let replay = try await fixture.replayFailed()
         #expect(replay.status == 0, "\(replay.all)")
         #expect(try await fixture.live() == fixture.backupIdentities)
         await fixture.cleanup()
@@ -377,8 +376,7 @@ struct BadInputTests {
         let rows = try await fixture.ch.execute("SELECT count() FROM \(fixture.qualified)")
 
         try await fixture.store.s3.put(fixture.archiveKey, bytes: original.withLock { $0 })
-        let replay = try await CLI.run(["journal", "replay", "--config", fixture.config, "--journal",
-                                  fixture.folder.path("journal.sqlite"), "1", "--failed"], environment: fixture.env)
+        let replay = try await fixture.replayFailed()
         #expect(replay.status == 12, "\(replay.all)")
         #expect(replay.all.contains("was merged into") && replay.all.contains("--new-run"), "\(replay.all)")
         // The replay attached the repaired part and dropped nothing it could not account for.
@@ -463,8 +461,7 @@ struct BadInputTests {
         if let old = aside.first { #expect(try await count(old) == rowsBefore, "the old copy lost rows") }
 
         try await fixture.store.s3.put(fixture.archiveKey, bytes: original.withLock { $0 })
-        let replay = try await CLI.run(["journal", "replay", "--config", fixture.config, "--journal",
-                                  fixture.folder.path("journal.sqlite"), "1", "--failed"], environment: fixture.env)
+        let replay = try await fixture.replayFailed()
         #expect(replay.status == 0, "\(replay.all)")
         #expect(try await fixture.live() == fixture.backupIdentities)
         #expect(try await asideTables(fixture) == [])

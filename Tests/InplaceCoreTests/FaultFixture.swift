@@ -146,6 +146,14 @@ struct FaultRun {
                     environment: environment())
     }
 
+    /// Replays the failed steps once the fault is gone: it must succeed and leave the table equal
+    /// to the backup.
+    func replayToBackup(sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let replayed = try await replayFailed()
+        #expect(replayed.status == 0, "\(replayed.stdout) \(replayed.stderr)", sourceLocation: sourceLocation)
+        #expect(try await differences() == [], sourceLocation: sourceLocation)
+    }
+
     func summary(_ result: CLI.Result) -> RestoreSummary? {
         try? JSONDecoder().decode(RestoreSummary.self, from: Data(result.stdout.utf8))
     }

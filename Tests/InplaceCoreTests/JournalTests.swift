@@ -129,7 +129,7 @@ struct JournalTests {
         let steps = try await journal.transitions(emitted[0]).map(\.to)
         #expect(steps == [.pending, .started, .failed, .started, .done])
         #expect(try await journal.transitions(plan).map(\.to) == [.pending, .started, .done])
-        #expect(try await journal.events(run, states: [.pending]).map(\.id) == [emitted[1]])
+        #expect(try await journal.events(run, state: .pending).map(\.id) == [emitted[1]])
         try await journal.setRunState(run, .done)
         #expect(try await journal.run(run)?.state == .done)
         #expect(try await journal.unfinishedRun() == nil)

@@ -121,7 +121,7 @@ struct PipelineTests {
         ])
         let ids = try await journal.events(run).map(\.id)
         try await journal.transition(ids[0], to: .started)
-        try await journal.transition(ids[0], to: .done, held: true)
+        journal.hold(ids[0], to: .done)
         // Another connection sees the file: the held `done` is not there yet.
         let reader = try SQLiteConnection(path: path, readOnly: true)
         #expect(try reader.queryScalarText("SELECT state FROM events WHERE id = \(ids[0])") == "started")
@@ -130,7 +130,7 @@ struct PipelineTests {
         let order = try await journal.transitions(run: run).filter { $0.from != nil }.map { "\($0.eventID):\($0.to.rawValue)" }
         #expect(order == ["\(ids[0]):started", "\(ids[0]):done", "\(ids[1]):started"])
 
-        try await journal.transition(ids[1], to: .done, held: true)
+        journal.hold(ids[1], to: .done)
         #expect(try await journal.event(ids[1])?.state == .done)
         let counts = try await journal.counts(run)
         #expect(counts[.done] == 2 && counts.events == 2)

@@ -12,10 +12,10 @@ import Synchronization
 ///    appends to `transitions`; the caller journals `started` before a side effect and
 ///    `done`/`failed` after it.
 /// 3. A `plan-table` event commits the events it emits in the same transaction that marks it done.
-/// 4. A transition may be held back (`transition(..., held: true)`) and committed with the next
-///    write, or before the next read: a download's `done` rides with its attach's `started`, one
-///    commit fewer per part. Only for steps whose effect resume can find by looking (a download
-///    is complete once its folder is in detached/).
+/// 4. A `done` may be held back (`hold(...)`) and committed with the next write, or before the
+///    next read: a download's rides with its attach's `started`, an attach's with the next
+///    step's, two commits fewer per part. Only for steps whose effect resume finds by looking
+///    (a download is complete once its folder is in detached/; an attach is counted live).
 public actor Journal {
     public nonisolated let path: String
     private let db: SQLiteConnection
@@ -255,14 +255,10 @@ public actor Journal {
     /// committed transaction.
     public func transition(
         _ event: Int64, to state: EventState, detail: String? = nil, error: String? = nil, newPart: String? = nil,
-        path: String? = nil, countAttempt: Bool = false, held hold: Bool = false
+        path: String? = nil, countAttempt: Bool = false
     ) throws {
         let change = Change(event: event, state: state, detail: detail, error: error, newPart: newPart, path: path,
                             countAttempt: countAttempt)
-        if hold {
-            held.withLock { $0.append(change) }
-            return
-        }
         try write { try apply(change) }
     }
 
@@ -273,6 +269,20 @@ public actor Journal {
     ) {
         let change = Change(event: event, state: state, detail: detail, error: nil, newPart: newPart, path: path)
         held.withLock { $0.append(change) }
+    }
+
+    /// A read: held transitions are committed first, so that it sees them, and it is timed as
+    /// journal work.
+    private func read<T>(_ body: () throws -> T) throws -> T {
+        try flush()
+        let meter = Meter()
+        defer { record(meter) }
+        return try body()
+    }
+
+    /// `?, ?, ...` for a list of `count` bindings.
+    private static func placeholders(_ count: Int) -> String {
+        Array(repeating: "?", count: count).joined(separator: ", ")
     }
 
     /// Commits the held transitions, if any.
@@ -351,26 +361,22 @@ public actor Journal {
         }
     }
 
-    public func events(_ run: Int64, states: [EventState]? = nil) throws -> [JournalEvent] {
-        try flush()
-        let meter = Meter()
-        defer { record(meter) }
-        let all = try db.query("""
-            \(Self.eventSelect) WHERE run_id = ? ORDER BY id
-            """, bindings: [run], transform: Self.event)
-        guard let states else { return all }
-        return all.filter { states.contains($0.state) }
+    public func events(_ run: Int64) throws -> [JournalEvent] {
+        try read {
+            try db.query("""
+                \(Self.eventSelect) WHERE run_id = ? ORDER BY id
+                """, bindings: [run], transform: Self.event)
+        }
     }
 
     /// One table's events of a run, in order (an index serves it: a run of many tables does not
     /// read every event per table).
     public func events(_ run: Int64, database: String, table: String) throws -> [JournalEvent] {
-        try flush()
-        let meter = Meter()
-        defer { record(meter) }
-        return try db.query("""
-            \(Self.eventSelect) WHERE run_id = ? AND database_name = ? AND table_name = ? ORDER BY sequence, id
-            """, bindings: [run, database, table], transform: Self.event)
+        try read {
+            return try db.query("""
+                \(Self.eventSelect) WHERE run_id = ? AND database_name = ? AND table_name = ? ORDER BY sequence, id
+                """, bindings: [run, database, table], transform: Self.event)
+        }
     }
 
     /// A page of one table's events of the given kinds, in execution order after `after`
@@ -379,31 +385,28 @@ public actor Journal {
     /// million-event table read in pages would take minutes, not seconds).
     public func events(_ run: Int64, database: String, table: String, kinds: [EventKind],
                        after: (sequence: Int, id: Int64), limit: Int) throws -> [JournalEvent] {
-        try flush()
-        let meter = Meter()
-        defer { record(meter) }
-        let placeholders = Array(repeating: "?", count: kinds.count).joined(separator: ", ")
-        return try db.query("""
-            \(Self.eventSelect) WHERE run_id = ? AND database_name = ? AND table_name = ?
-              AND sequence >= ? AND (sequence > ? OR id > ?) AND kind IN (\(placeholders))
-            ORDER BY sequence, id LIMIT ?
-            """, bindings: [run, database, table, Int64(after.sequence), Int64(after.sequence), after.id]
-                + kinds.map(\.rawValue) + [Int64(limit)], transform: Self.event)
+        try read {
+            return try db.query("""
+                \(Self.eventSelect) WHERE run_id = ? AND database_name = ? AND table_name = ?
+                  AND sequence >= ? AND (sequence > ? OR id > ?) AND kind IN (\(Self.placeholders(kinds.count)))
+                ORDER BY sequence, id LIMIT ?
+                """, bindings: [run, database, table, Int64(after.sequence), Int64(after.sequence), after.id]
+                    + kinds.map(\.rawValue) + [Int64(limit)], transform: Self.event)
+        }
     }
 
     /// The attach events of one content identity in a table before `sequence`: how many, and
     /// how many of them are done (resume counts live parts against this).
     public func earlierAttaches(_ run: Int64, database: String, table: String, identity: String,
                                 before sequence: Int) throws -> (count: Int, done: Int) {
-        try flush()
-        let meter = Meter()
-        defer { record(meter) }
-        let rows = try db.query("""
-            SELECT count(*), coalesce(sum(state = 'done'), 0) FROM events
-            WHERE run_id = ? AND database_name = ? AND table_name = ? AND sequence < ?
-              AND kind = 'attach-part' AND identity = ?
-            """, bindings: [run, database, table, Int64(sequence), identity]) { ($0.int(0), $0.int(1)) }
-        return rows.first ?? (0, 0)
+        try read {
+            let rows = try db.query("""
+                SELECT count(*), coalesce(sum(state = 'done'), 0) FROM events
+                WHERE run_id = ? AND database_name = ? AND table_name = ? AND sequence < ?
+                  AND kind = 'attach-part' AND identity = ?
+                """, bindings: [run, database, table, Int64(sequence), identity]) { ($0.int(0), $0.int(1)) }
+            return rows.first ?? (0, 0)
+        }
     }
 
     /// The first event of a table (of `kinds`, or any) that is neither done nor failed, in
@@ -411,14 +414,12 @@ public actor Journal {
     public func nextUnfinished(_ run: Int64, database: String, table: String, kinds: [EventKind] = EventKind.allCases)
         throws -> JournalEvent?
     {
-        try flush()
-        let meter = Meter()
-        defer { record(meter) }
-        let placeholders = Array(repeating: "?", count: kinds.count).joined(separator: ", ")
-        return try db.query("""
-            \(Self.eventSelect) WHERE run_id = ? AND database_name = ? AND table_name = ?
-              AND state NOT IN ('done', 'failed') AND kind IN (\(placeholders)) ORDER BY sequence, id LIMIT 1
-            """, bindings: [run, database, table] + kinds.map(\.rawValue), transform: Self.event).first
+        try read {
+            return try db.query("""
+                \(Self.eventSelect) WHERE run_id = ? AND database_name = ? AND table_name = ?
+                  AND state NOT IN ('done', 'failed') AND kind IN (\(Self.placeholders(kinds.count))) ORDER BY sequence, id LIMIT 1
+                """, bindings: [run, database, table] + kinds.map(\.rawValue), transform: Self.event).first
+        }
     }
 
     /// Replaces a plan-table event's plan (a refused table planned again on replay).
@@ -428,108 +429,90 @@ public actor Journal {
 
     /// How many of a table's events of `kinds` are not done.
     public func notDone(_ run: Int64, database: String, table: String, kinds: [EventKind]) throws -> Int {
-        try flush()
-        let meter = Meter()
-        defer { record(meter) }
-        let placeholders = Array(repeating: "?", count: kinds.count).joined(separator: ", ")
-        return Int(try db.query("""
-            SELECT count(*) FROM events WHERE run_id = ? AND database_name = ? AND table_name = ?
-              AND state != 'done' AND kind IN (\(placeholders))
-            """, bindings: [run, database, table] + kinds.map(\.rawValue)) { $0.int64(0) }.first ?? 0)
+        try read {
+            return Int(try db.query("""
+                SELECT count(*) FROM events WHERE run_id = ? AND database_name = ? AND table_name = ?
+                  AND state != 'done' AND kind IN (\(Self.placeholders(kinds.count)))
+                """, bindings: [run, database, table] + kinds.map(\.rawValue)) { $0.int64(0) }.first ?? 0)
+        }
     }
 
     /// A run's events of one kind, in order.
     public func events(_ run: Int64, kind: EventKind) throws -> [JournalEvent] {
-        try flush()
-        let meter = Meter()
-        defer { record(meter) }
-        return try db.query("""
-            \(Self.eventSelect) WHERE run_id = ? AND kind = ? ORDER BY id
-            """, bindings: [run, kind.rawValue], transform: Self.event)
+        try read {
+            return try db.query("""
+                \(Self.eventSelect) WHERE run_id = ? AND kind = ? ORDER BY id
+                """, bindings: [run, kind.rawValue], transform: Self.event)
+        }
     }
 
     /// How many events of a run are in each state, and the bytes of its finished downloads: one
     /// aggregate query, whatever the number of events.
     public func counts(_ run: Int64) throws -> RunCounts {
-        try flush()
-        let meter = Meter()
-        defer { record(meter) }
-        var counts = RunCounts()
-        try db.query("""
-            SELECT state, count(*), sum(CASE WHEN kind = 'download-part' AND state = 'done' THEN bytes ELSE 0 END)
-            FROM events WHERE run_id = ? GROUP BY state
-            """, bindings: [run]) { row in
-            let state = EventState(rawValue: row.string(0) ?? "") ?? .failed
-            counts.byState[state, default: 0] += row.int(1)
-            counts.bytesDownloaded += row.int64(2)
+        try read {
+            var counts = RunCounts()
+            try db.query("""
+                SELECT state, count(*), sum(CASE WHEN kind = 'download-part' AND state = 'done' THEN bytes ELSE 0 END)
+                FROM events WHERE run_id = ? GROUP BY state
+                """, bindings: [run]) { row in
+                let state = EventState(rawValue: row.string(0) ?? "") ?? .failed
+                counts.byState[state, default: 0] += row.int(1)
+                counts.bytesDownloaded += row.int64(2)
+            }
+            return counts
         }
-        return counts
     }
 
     /// Per table of a run: its events, how many are done and how many failed (`journal show`).
     public func tableCounts(_ run: Int64) throws -> [(database: String, table: String, events: Int, done: Int, failed: Int)] {
-        try flush()
-        let meter = Meter()
-        defer { record(meter) }
-        return try db.query("""
-            SELECT database_name, table_name, count(*), sum(state = 'done'), sum(state = 'failed') FROM events
-            WHERE run_id = ? GROUP BY database_name, table_name ORDER BY database_name, table_name
-            """, bindings: [run]) { ($0.string(0) ?? "", $0.string(1) ?? "", $0.int(2), $0.int(3), $0.int(4)) }
+        try read {
+            return try db.query("""
+                SELECT database_name, table_name, count(*), sum(state = 'done'), sum(state = 'failed') FROM events
+                WHERE run_id = ? GROUP BY database_name, table_name ORDER BY database_name, table_name
+                """, bindings: [run]) { ($0.string(0) ?? "", $0.string(1) ?? "", $0.int(2), $0.int(3), $0.int(4)) }
+        }
     }
 
     /// A run's events in one state, in order.
     public func events(_ run: Int64, state: EventState) throws -> [JournalEvent] {
-        try flush()
-        let meter = Meter()
-        defer { record(meter) }
-        return try db.query("""
-            \(Self.eventSelect) WHERE run_id = ? AND state = ? ORDER BY id
-            """, bindings: [run, state.rawValue], transform: Self.event)
+        try read {
+            return try db.query("""
+                \(Self.eventSelect) WHERE run_id = ? AND state = ? ORDER BY id
+                """, bindings: [run, state.rawValue], transform: Self.event)
+        }
     }
 
     /// The first `limit` failed events of a run, in order.
     public func failedEvents(_ run: Int64, limit: Int) throws -> [JournalEvent] {
-        try flush()
-        let meter = Meter()
-        defer { record(meter) }
-        return try db.query("""
-            \(Self.eventSelect) WHERE run_id = ? AND state = 'failed' ORDER BY id LIMIT ?
-            """, bindings: [run, Int64(limit)], transform: Self.event)
+        try read {
+            return try db.query("""
+                \(Self.eventSelect) WHERE run_id = ? AND state = 'failed' ORDER BY id LIMIT ?
+                """, bindings: [run, Int64(limit)], transform: Self.event)
+        }
     }
 
     public func event(_ id: Int64) throws -> JournalEvent? {
-        try flush()
-        let meter = Meter()
-        defer { record(meter) }
-        return try db.query("""
-            \(Self.eventSelect) WHERE id = ?
-            """, bindings: [id], transform: Self.event).first
+        try read {
+            return try db.query("""
+                \(Self.eventSelect) WHERE id = ?
+                """, bindings: [id], transform: Self.event).first
+        }
     }
 
     public func transitions(_ event: Int64) throws -> [JournalTransition] {
-        try flush()
-        let meter = Meter()
-        defer { record(meter) }
-        return try db.query("SELECT id, event_id, at, from_state, to_state, detail FROM transitions WHERE event_id = ? ORDER BY id",
-                     bindings: [event]) { row in
-            JournalTransition(id: row.int64(0), eventID: row.int64(1), at: row.string(2) ?? "",
-                              from: row.string(3).flatMap(EventState.init(rawValue:)),
-                              to: EventState(rawValue: row.string(4) ?? "") ?? .pending, detail: row.string(5))
+        try read {
+            try db.query("SELECT id, event_id, at, from_state, to_state, detail FROM transitions WHERE event_id = ? ORDER BY id",
+                         bindings: [event], transform: Self.transition)
         }
     }
 
     /// Transitions of a whole run, in commit order (for checks and `journal show`).
     public func transitions(run: Int64) throws -> [JournalTransition] {
-        try flush()
-        let meter = Meter()
-        defer { record(meter) }
-        return try db.query("""
-            SELECT t.id, t.event_id, t.at, t.from_state, t.to_state, t.detail FROM transitions t
-            JOIN events e ON e.id = t.event_id WHERE e.run_id = ? ORDER BY t.id
-            """, bindings: [run]) { row in
-            JournalTransition(id: row.int64(0), eventID: row.int64(1), at: row.string(2) ?? "",
-                              from: row.string(3).flatMap(EventState.init(rawValue:)),
-                              to: EventState(rawValue: row.string(4) ?? "") ?? .pending, detail: row.string(5))
+        try read {
+            return try db.query("""
+                SELECT t.id, t.event_id, t.at, t.from_state, t.to_state, t.detail FROM transitions t
+                JOIN events e ON e.id = t.event_id WHERE e.run_id = ? ORDER BY t.id
+                """, bindings: [run], transform: Self.transition)
         }
     }
 
@@ -543,6 +526,12 @@ public actor Journal {
         JournalRun(id: row.int64(0), backup: row.string(1) ?? "", source: row.string(2) ?? "", options: row.string(3) ?? "",
                    toolVersion: row.string(4) ?? "", state: RunState(rawValue: row.string(5) ?? "") ?? .failed,
                    startedAt: row.string(6) ?? "", updatedAt: row.string(7) ?? "", finishedAt: row.string(8))
+    }
+
+    private static func transition(_ row: SQLiteRow) -> JournalTransition {
+        JournalTransition(id: row.int64(0), eventID: row.int64(1), at: row.string(2) ?? "",
+                          from: row.string(3).flatMap(EventState.init(rawValue:)),
+                          to: EventState(rawValue: row.string(4) ?? "") ?? .pending, detail: row.string(5))
     }
 
     private static func event(_ row: SQLiteRow) -> JournalEvent {

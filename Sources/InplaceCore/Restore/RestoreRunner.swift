@@ -73,13 +73,7 @@ public struct RestoreRunner: Sendable {
         for plan in plans {
             if let table = try? JSONDecoder().decode(TablePlan.self, from: Data((plan.detail ?? "").utf8)) {
                 await progress.add(steps: table.drop.count + 2 * table.download.count, bytes: table.downloadBytes, tables: 1)
-                var changesLiveParts = table.refused == nil && !table.create && !(table.drop.isEmpty && table.download.isEmpty)
-                if changesLiveParts && plan.state == .done {
-                    changesLiveParts = try await journal.nextUnfinished(run, database: table.database, table: table.table) != nil
-                } else if plan.state == .failed {
-                    changesLiveParts = false
-                }
-                if changesLiveParts {
+                if try await stillChangesLiveParts(plan, table, run: run) {
                     let qualified = ClickHouseSQL.qualified(table.database, table.table)
                     if (try? await client.execute("SYSTEM STOP MERGES \(qualified)")) != nil { frozen[plan.id] = qualified }
                 }
@@ -128,6 +122,17 @@ extension Duration {
 }
 
 extension RestoreRunner {
+    /// Whether a table of the run will still drop or attach parts of an existing table: planned
+    /// so (not refused, not created), and not failed or finished already.
+    func stillChangesLiveParts(_ plan: JournalEvent, _ table: TablePlan, run: Int64) async throws -> Bool {
+        guard table.refused == nil, !table.create, !(table.drop.isEmpty && table.download.isEmpty) else { return false }
+        switch plan.state {
+        case .failed: return false
+        case .done: return try await journal.nextUnfinished(run, database: table.database, table: table.table) != nil
+        default: return true
+        }
+    }
+
     /// Marks the first unfinished step of a table failed with `error` (what stopped the table).
     /// When every step already ended (the error came after them, e.g. restarting merges), none is
     /// changed: failing the done plan-table would make a replay emit the table's steps again.
@@ -136,6 +141,12 @@ extension RestoreRunner {
         guard let next = try await journal.nextUnfinished(run, database: planEvent.database, table: planEvent.table)
         else { return }
         try await journal.transition(next.id, to: .failed, error: "\(error)")
+    }
+
+    /// The disk a path is on: the one with the longest matching path, since another disk may be
+    /// mounted inside the default disk's folder.
+    func disk(holding path: String) -> ClickHouseCatalog.Disk? {
+        disks.filter { path.hasPrefix($0.path) }.max { $0.path.count < $1.path.count }
     }
 
     /// Names this journal's run in staging folders: two journals both have a run 1.

@@ -81,10 +81,9 @@ extension TableRestore {
     // MARK: drop-part
 
     func dropPart(_ event: JournalEvent) async throws -> ActionResult {
-        let part = event.part ?? ""
-        _ = try PartName.validated(part, context: "drop-part")
+        // dropDone refuses a name that cannot be a part's before anything runs.
         guard try await !dropDone(event) else { return ActionResult(detail: "already gone") }
-        try await client.execute("ALTER TABLE \(qualified) DROP PART \(ClickHouseSQL.string(part))")
+        try await client.execute("ALTER TABLE \(qualified) DROP PART \(ClickHouseSQL.string(event.part ?? ""))")
         return ActionResult()
     }
 
@@ -94,28 +93,19 @@ extension TableRestore {
     /// starts; one that ran between the plan and then, or after a server restart, can do this).
     func dropDone(_ event: JournalEvent) async throws -> Bool {
         let part = event.part ?? ""
-        if try await isActive(part) { return false }
-        guard let name = PartName(part) else { return true }
+        let name = try PartName.validated(part, context: "drop-part")
+        // The active parts holding its blocks: itself while it is there, or what it merged into.
         let covering = try await client.execute(
             """
             SELECT name FROM system.parts WHERE database = {db:String} AND table = {t:String} AND active
               AND partition_id = {p:String} AND min_block_number <= {lo:Int64} AND max_block_number >= {hi:Int64}
-            LIMIT 1
             """,
             parameters: ["db": planEvent.database, "t": planEvent.table, "p": name.partitionID,
                          "lo": String(name.minBlock), "hi": String(name.maxBlock)]
-        ).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard covering.isEmpty else {
-            throw RestoreError("the live part \(part) was merged into \(covering) since the plan; dropping \(covering) would drop rows the backup has too. Start a new run to plan again: inplace restore --new-run NAME")
-        }
-        return true
-    }
-
-    func isActive(_ part: String) async throws -> Bool {
-        let count = try await client.execute(
-            "SELECT count() FROM system.parts WHERE database = {db:String} AND table = {t:String} AND name = {p:String} AND active",
-            parameters: ["db": planEvent.database, "t": planEvent.table, "p": part])
-        return Int(count.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 > 0
+        ).split(separator: "\n").map(String.init)
+        if covering.contains(part) { return false }
+        guard let merged = covering.first else { return true }
+        throw RestoreError("the live part \(part) was merged into \(merged) since the plan; dropping \(merged) would drop rows the backup has too. Start a new run to plan again: inplace restore --new-run NAME")
     }
 
     // MARK: download-part and attach-part
@@ -254,7 +244,7 @@ extension TableRestore {
             // A refused part (a damaged checksums.txt, a missing file) leaves detached/, so that
             // a replay after the backup is repaired fetches it again without anyone's help.
             let kept = quarantine(folder + part, event: event)
-            throw BackupError(.missingData, "ClickHouse refused the backup's part \(part): \(error)\n\(kept); repair the backup (or take this part from another), then `inplace journal replay RUN --failed`")
+            throw BackupError(.missingData, "ClickHouse refused the backup's part \(part): \(error)\n\(kept); \(Self.repairAdvice)")
         }
         // command_type, partition_id, part_name, old_part_name
         let fields = answer.split(separator: "\n").first?.split(separator: "\t", omittingEmptySubsequences: false) ?? []
@@ -263,7 +253,7 @@ extension TableRestore {
             try await verify(newName, identity: event.identity)
         } catch let error as BackupError where error.kind == .missingData {
             let kept = quarantine(folder + newName, event: event)
-            throw BackupError(.missingData, "\(error.message); \(kept); repair the backup (or take this part from another), then `inplace journal replay RUN --failed`")
+            throw BackupError(.missingData, "\(error.message); \(kept); \(Self.repairAdvice)")
         }
         return ActionResult(detail: "attached as \(newName)", newPart: newName)
     }
@@ -304,12 +294,13 @@ extension TableRestore {
         }
     }
 
+    static let repairAdvice = "repair the backup (or take this part from another), then `inplace journal replay RUN --failed`"
+
     /// Moves a part the table refused out of detached/ into the disk's quarantine folder
     /// (owner-only, named after the journal's run and the step); says where it went.
     func quarantine(_ path: String, event: JournalEvent) -> String {
         guard FileSystem.isFolder(path) else { return "nothing was left in detached/" }
-        let disk = runner.disks.filter { path.hasPrefix($0.path) }.max { $0.path.count < $1.path.count }
-        guard let disk else { return "the part stays in \(path) for inspection; remove it before restoring this part again" }
+        guard let disk = runner.disk(holding: path) else { return "the part stays in \(path) for inspection; remove it before restoring this part again" }
         let root = disk.path + "backup/.inplace-quarantine/"
         let target = root + runner.stagingPrefix(run) + "event-\(event.id)-" + ((path as NSString).lastPathComponent)
         do {
@@ -342,11 +333,8 @@ extension TableRestore {
     private func detachedFolder(_ dataPaths: [String], disk: String?) throws -> String {
         // A data path belongs to the disk with the longest matching path: another disk may be
         // mounted inside the default disk's folder.
-        func owner(_ path: String) -> String? {
-            runner.disks.filter { path.hasPrefix($0.path) }.max { $0.path.count < $1.path.count }?.name
-        }
         guard let disk = runner.disks.first(where: { $0.name == (disk ?? "default") }),
-              let path = dataPaths.first(where: { owner($0) == disk.name })
+              let path = dataPaths.first(where: { runner.disk(holding: $0)?.name == disk.name })
         else {
             throw BackupError(.unsupportedDisk, "\(planEvent.database).\(planEvent.table) has no data folder on disk '\(disk ?? "default")'")
         }

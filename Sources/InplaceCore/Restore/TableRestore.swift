@@ -70,15 +70,18 @@ struct TableRestore: Sendable {
             return
         }
         try await drops()
-        for try await drop in stream([.dropTable]) where drop.state != .done && drop.state != .failed {
-            _ = try await perform(drop, check: { try await !tableExists(drop.detail ?? "") },
-                                  action: { try await dropAside(drop) })
-        }
     }
 
+    /// The drop-part steps, then a recreated table's drop-table (last in sequence; there is
+    /// none with `--drop-first`).
     private func drops() async throws {
-        for try await drop in stream([.dropPart]) where drop.state != .done && drop.state != .failed {
-            _ = try await perform(drop, check: { try await dropDone(drop) }, action: { try await dropPart(drop) })
+        for try await drop in stream([.dropPart, .dropTable]) where drop.state != .done && drop.state != .failed {
+            if drop.kind == .dropTable {
+                _ = try await perform(drop, check: { try await !tableExists(drop.detail ?? "") },
+                                      action: { try await dropAside(drop) })
+            } else {
+                _ = try await perform(drop, check: { try await dropDone(drop) }, action: { try await dropPart(drop) })
+            }
         }
     }
 
