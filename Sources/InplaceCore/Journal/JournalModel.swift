@@ -8,6 +8,13 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case attachPart = "attach-part"
     /// Drops the old copy of a recreated table, kept aside until the new one is complete.
     case dropTable = "drop-table"
+    /// Detaches a kept live part that comes after a part to attach in the backup's order; an
+    /// attach-part (detail `local`) attaches it again above it (since version 3).
+    case detachPart = "detach-part"
+    /// Compares the table's active parts with the backup's before the table is done (since version 3).
+    case verifyTable = "verify-table"
+    /// Kills an unfinished mutation of the live table (`--kill-mutations`; since version 3).
+    case killMutation = "kill-mutation"
 }
 
 public enum EventState: String, Sendable, Codable, CaseIterable {
@@ -20,6 +27,8 @@ public enum EventState: String, Sendable, Codable, CaseIterable {
     case failed
     /// Stopped by Ctrl-C or SIGTERM before it finished; resumed like `started`.
     case interrupted
+    /// Replaced by the steps of a new plan of its table (a merge took parts the plan named).
+    case superseded
 }
 
 public enum RunState: String, Sendable, Codable {
@@ -28,6 +37,8 @@ public enum RunState: String, Sendable, Codable {
     case done
     case partlyFailed = "partly_failed"
     case failed
+    /// An unfinished run that `restore --new-run` replaced: never resumed.
+    case superseded
 }
 
 public struct JournalRun: Sendable, Codable, Equatable {
