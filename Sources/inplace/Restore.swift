@@ -79,7 +79,7 @@ struct RestoreCommand: AsyncParsableCommand {
             let planned = try await PlanBuilder(client: client).build(.init(
                 source: source, tables: TablePattern(tables), skipTables: config.clickhouse.skipTables,
                 options: PlanOptions(dropIfSchemaChanged: dropIfSchemaChanged, full: full, ignoreDiskSpace: ignoreDiskSpace,
-                                     dropFirst: dropFirst),
+                                     dropFirst: dropFirst, dataOnly: data),
                 concurrency: options.concurrency * 2))
             if let refused = planned.plan.refused {
                 FileHandle.standardError.write(Data("inplace: error: nothing was changed: \(refused)\n".utf8))

@@ -103,8 +103,8 @@ struct PipelineTests {
         #expect(parts == (10..<1000).map { "p\($0)" })
 
         var pairs: [String] = []
-        for try await pair in DownloadAttachPairs(events: stream) {
-            pairs.append("\(pair.download.part ?? "")+\(pair.attach.part ?? "")")
+        for try await pair in BringPairs(events: stream) {
+            pairs.append("\(pair.first.part ?? "")+\(pair.attach.part ?? "")")
         }
         #expect(pairs == stride(from: 10, to: 1000, by: 2).map { "p\($0)+p\($0 + 1)" })
     }

@@ -66,10 +66,75 @@ struct PlannerTests {
     @Test("same content, different name: kept, paired with the live part that holds it")
     func sameContentDifferentName() throws {
         let plan = try only(Planner.plan(backup: [backup([bpart("all_1_1_0", "h1"), bpart("all_2_2_0", "h2")])],
-                                         live: live([lpart("all_7_7_0", "h1"), lpart("all_2_2_0", "h2")])))
-        #expect(plan.keep == [.init(backup: "all_1_1_0", live: "all_7_7_0"), .init(backup: "all_2_2_0", live: "all_2_2_0")])
-        #expect(plan.drop.isEmpty && plan.download.isEmpty)
+                                         live: live([lpart("all_2_2_0", "h1"), lpart("all_7_7_0", "h2")])))
+        #expect(plan.keep == [.init(backup: "all_1_1_0", live: "all_2_2_0"), .init(backup: "all_2_2_0", live: "all_7_7_0")])
+        #expect(plan.drop.isEmpty && plan.download.isEmpty && plan.resequence.isEmpty)
         #expect(plan.isNoOp)
+    }
+
+    @Test("kept parts in another block order than the backup's: the later ones are re-sequenced, nothing downloaded")
+    func keptOutOfOrder() throws {
+        // Backup order h1, h2; live holds h2 before h1 (h1 was attached again by someone).
+        let plan = try only(Planner.plan(backup: [backup([bpart("all_1_1_0", "h1"), bpart("all_2_2_0", "h2")])],
+                                         live: live([lpart("all_7_7_0", "h1"), lpart("all_2_2_0", "h2")])))
+        #expect(plan.keep == [.init(backup: "all_1_1_0", live: "all_7_7_0")])
+        #expect(plan.resequence.map(\.live) == ["all_2_2_0"] && plan.resequence.map(\.backup) == ["all_2_2_0"])
+        #expect(plan.download.isEmpty && plan.drop.isEmpty && !plan.isNoOp)
+    }
+
+    @Test("block order: a lost oldest part is attached first and every later kept part of its partition after it")
+    func lostOldestPart() throws {
+        let backupParts = [bpart("all_1_1_0", "old"), bpart("all_2_2_0", "mid"), bpart("all_3_3_0", "new"),
+                           bpart("202401_4_4_0", "x")]
+        // The oldest lost; another partition untouched.
+        let plan = try only(Planner.plan(backup: [backup(backupParts)],
+                                         live: live([lpart("all_2_2_0", "mid"), lpart("all_3_3_0", "new"),
+                                                     lpart("202401_4_4_0", "x")])))
+        #expect(plan.download.map(\.name) == ["all_1_1_0"])
+        #expect(plan.resequence.map(\.live) == ["all_2_2_0", "all_3_3_0"])
+        #expect(plan.keep.map(\.live) == ["202401_4_4_0"])
+        // The events attach in the backup's order: the download, then each kept part detached and attached.
+        let kinds = TableRestore.bringOrder(plan).map { item -> String in
+            switch item {
+            case .download(let part): "download \(part.name)"
+            case .resequence(let part): "resequence \(part.live)"
+            }
+        }
+        #expect(kinds == ["download all_1_1_0", "resequence all_2_2_0", "resequence all_3_3_0"])
+    }
+
+    @Test("block order: a lost newest part needs no re-sequencing; a lost middle one re-sequences only what follows")
+    func lostNewestAndMiddle() throws {
+        let backupParts = [bpart("all_1_1_0", "old"), bpart("all_2_2_0", "mid"), bpart("all_3_3_0", "new")]
+        let newest = try only(Planner.plan(backup: [backup(backupParts)],
+                                           live: live([lpart("all_1_1_0", "old"), lpart("all_2_2_0", "mid")])))
+        #expect(newest.download.map(\.name) == ["all_3_3_0"] && newest.resequence.isEmpty && newest.keep.count == 2)
+        let middle = try only(Planner.plan(backup: [backup(backupParts)],
+                                           live: live([lpart("all_1_1_0", "old"), lpart("all_3_3_0", "new"),
+                                                       lpart("all_9_9_0", "extra")])))
+        #expect(middle.download.map(\.name) == ["all_2_2_0"])
+        #expect(middle.resequence.map(\.live) == ["all_3_3_0"] && middle.keep.map(\.live) == ["all_1_1_0"])
+        #expect(middle.drop.map(\.name) == ["all_9_9_0"])
+    }
+
+    @Test("a kept part to re-sequence whose live name is a part to download is downloaded instead, and its live part dropped")
+    func resequenceNameCollision() throws {
+        // Backup: all_1_1_0 (a, lost), all_2_2_0 (b); live holds b as all_1_1_0: detaching it
+        // would need detached/all_1_1_0, where the backup's all_1_1_0 is downloaded.
+        let plan = try only(Planner.plan(backup: [backup([bpart("all_1_1_0", "a"), bpart("all_2_2_0", "b")])],
+                                         live: live([lpart("all_1_1_0", "b")])))
+        #expect(plan.download.map(\.name) == ["all_1_1_0", "all_2_2_0"])
+        #expect(plan.drop.map(\.name) == ["all_1_1_0"] && plan.resequence.isEmpty && plan.keep.isEmpty)
+    }
+
+    @Test("--data --full keeps the table and replaces every live part by the backup's")
+    func dataFull() throws {
+        let plan = try only(Planner.plan(backup: [backup([bpart("all_1_1_0", "h1")])],
+                                         live: live([lpart("all_1_1_0", "h1"), lpart("all_5_5_0", "h5")]),
+                                         options: PlanOptions(full: true, dataOnly: true)))
+        #expect(!plan.recreate && !plan.create)
+        #expect(plan.download.map(\.name) == ["all_1_1_0"])
+        #expect(plan.drop.map(\.name) == ["all_1_1_0", "all_5_5_0"])
     }
 
     @Test("a part attached by an earlier restore under a new name is kept on the next plan")

@@ -259,9 +259,9 @@ do {
         var seen = 0
         var bytes: Int64 = 0
         if rest[2] == "stream" {
-            let pairs = DownloadAttachPairs(events: JournalEventStream(journal: journal, run: run, database: "db", table: "t",
+            let pairs = BringPairs(events: JournalEventStream(journal: journal, run: run, database: "db", table: "t",
                                                                        kinds: [.downloadPart, .attachPart]))
-            for try await (pair, size) in pairs.orderedMap(width: 8, { pair in (pair, pair.download.bytes) }) {
+            for try await (pair, size) in pairs.orderedMap(width: 8, { pair in (pair, pair.first.bytes) }) {
                 seen += pair.attach.kind == .attachPart ? 2 : 0
                 bytes += size
             }

@@ -255,10 +255,10 @@ public actor Journal {
     /// committed transaction.
     public func transition(
         _ event: Int64, to state: EventState, detail: String? = nil, error: String? = nil, newPart: String? = nil,
-        path: String? = nil, countAttempt: Bool = false
+        path: String? = nil, countAttempt: Bool = false, clearNewPart: Bool = false
     ) throws {
         let change = Change(event: event, state: state, detail: detail, error: error, newPart: newPart, path: path,
-                            countAttempt: countAttempt)
+                            countAttempt: countAttempt, clearNewPart: clearNewPart)
         try write { try apply(change) }
     }
 
@@ -334,11 +334,14 @@ public actor Journal {
         var newPart: String?
         var path: String?
         var countAttempt = false
+        /// The recorded part is no longer the step's (an attach detached again after a failed check).
+        var clearNewPart = false
     }
 
     private func apply(_ change: Change) throws {
         let (event, state, detail, error) = (change.event, change.state, change.detail, change.error)
         let (newPart, path, countAttempt) = (change.newPart, change.path, change.countAttempt)
+        let keptPart: String? = change.clearNewPart ? nil : "keep"
         let now = Self.now()
         // The transition first: it reads the state being left.
         try db.run("""
@@ -348,9 +351,10 @@ public actor Journal {
         try db.run("""
             UPDATE events SET state = ?, updated_at = ?, attempts = attempts + ?,
                 last_error = CASE WHEN ? IS NULL THEN (CASE WHEN ? = 'done' THEN NULL ELSE last_error END) ELSE ? END,
-                new_part = coalesce(?, new_part), path = coalesce(?, path)
+                new_part = coalesce(?, CASE WHEN ? IS NULL THEN NULL ELSE new_part END), path = coalesce(?, path)
             WHERE id = ?
-            """, bindings: [state.rawValue, now, countAttempt ? 1 : 0, error, state.rawValue, error, newPart, path, event])
+            """, bindings: [state.rawValue, now, countAttempt ? 1 : 0, error, state.rawValue, error, newPart, keptPart, path,
+                            event])
         applied += 1
     }
 
@@ -389,23 +393,75 @@ public actor Journal {
             return try db.query("""
                 \(Self.eventSelect) WHERE run_id = ? AND database_name = ? AND table_name = ?
                   AND sequence >= ? AND (sequence > ? OR id > ?) AND kind IN (\(Self.placeholders(kinds.count)))
+                  AND state != 'superseded'
                 ORDER BY sequence, id LIMIT ?
                 """, bindings: [run, database, table, Int64(after.sequence), Int64(after.sequence), after.id]
                     + kinds.map(\.rawValue) + [Int64(limit)], transform: Self.event)
         }
     }
 
-    /// The attach events of one content identity in a table before `sequence`: how many, and
-    /// how many of them are done (resume counts live parts against this).
-    public func earlierAttaches(_ run: Int64, database: String, table: String, identity: String,
-                                before sequence: Int) throws -> (count: Int, done: Int) {
+    /// The live parts a table's steps name (drops and detaches) or produced (attaches'
+    /// recorded names), outside superseded steps: an attach whose name was not recorded is the
+    /// active part of its identity that none of these, nor a kept part, is.
+    public func claimedParts(_ run: Int64, database: String, table: String) throws -> Set<String> {
         try read {
-            let rows = try db.query("""
-                SELECT count(*), coalesce(sum(state = 'done'), 0) FROM events
-                WHERE run_id = ? AND database_name = ? AND table_name = ? AND sequence < ?
-                  AND kind = 'attach-part' AND identity = ?
-                """, bindings: [run, database, table, Int64(sequence), identity]) { ($0.int(0), $0.int(1)) }
-            return rows.first ?? (0, 0)
+            Set(try db.query("""
+                SELECT CASE WHEN kind = 'attach-part' THEN new_part ELSE part END FROM events
+                WHERE run_id = ? AND database_name = ? AND table_name = ? AND state != 'superseded'
+                  AND kind IN ('attach-part', 'drop-part', 'detach-part')
+                """, bindings: [run, database, table]) { $0.string(0) }.compactMap { $0 })
+        }
+    }
+
+    /// The live parts a table's steps count on being active now: those of drops and detaches not
+    /// begun, and the recorded parts of finished attaches (a resume checks them first).
+    public func expectedActive(_ run: Int64, database: String, table: String) throws -> Set<String> {
+        try read {
+            Set(try db.query("""
+                SELECT CASE WHEN kind = 'attach-part' THEN new_part ELSE part END FROM events
+                WHERE run_id = ? AND database_name = ? AND table_name = ?
+                  AND ((kind IN ('drop-part', 'detach-part') AND state = 'pending' AND attempts = 0)
+                       OR (kind = 'attach-part' AND state = 'done'))
+                """, bindings: [run, database, table]) { $0.string(0) }.compactMap { $0 })
+        }
+    }
+
+    /// Marks every unfinished part step of a table superseded (its plan is made again), and
+    /// returns how many; one transaction.
+    @discardableResult
+    public func supersede(_ run: Int64, database: String, table: String, reason: String) throws -> Int {
+        try write {
+            let ids = try db.query("""
+                SELECT id FROM events WHERE run_id = ? AND database_name = ? AND table_name = ?
+                  AND kind NOT IN ('plan-table', 'create-table', 'drop-table') AND state NOT IN ('done', 'superseded')
+                """, bindings: [run, database, table]) { $0.int64(0) }
+            for id in ids { try apply(Change(event: id, state: .superseded, detail: reason)) }
+            return ids.count
+        }
+    }
+
+    /// Whether a superseded download of this run and table began (so that a folder of its part
+    /// in detached/ is this run's: a download refuses to start over a folder it did not make),
+    /// which a new plan's download of the same part takes instead of fetching it again.
+    public func supersededDownload(_ run: Int64, database: String, table: String, part: String) throws -> Bool {
+        try read {
+            try db.query("""
+                SELECT 1 FROM events WHERE run_id = ? AND database_name = ? AND table_name = ? AND kind = 'download-part'
+                  AND part = ? AND state = 'superseded' AND attempts > 0 LIMIT 1
+                """, bindings: [run, database, table, part]) { $0.int(0) }.isEmpty == false
+        }
+    }
+
+    /// A table planned again: its new steps, after every step it has, and its new plan, in one transaction.
+    @discardableResult
+    public func replan(_ planEvent: Int64, run: Int64, database: String, table: String, plan: String,
+                       emitting events: [NewEvent]) throws -> [Int64] {
+        try write {
+            let last = try db.query("""
+                SELECT coalesce(max(sequence), 0) FROM events WHERE run_id = ? AND database_name = ? AND table_name = ?
+                """, bindings: [run, database, table]) { $0.int(0) }.first ?? 0
+            try db.run("UPDATE events SET detail = ?, updated_at = ? WHERE id = ?", plan, Self.now(), planEvent)
+            return try insert(run, events.map { var event = $0; event.sequence += last; return event })
         }
     }
 
@@ -417,7 +473,7 @@ public actor Journal {
         try read {
             return try db.query("""
                 \(Self.eventSelect) WHERE run_id = ? AND database_name = ? AND table_name = ?
-                  AND state NOT IN ('done', 'failed') AND kind IN (\(Self.placeholders(kinds.count))) ORDER BY sequence, id LIMIT 1
+                  AND state NOT IN ('done', 'failed', 'superseded') AND kind IN (\(Self.placeholders(kinds.count))) ORDER BY sequence, id LIMIT 1
                 """, bindings: [run, database, table] + kinds.map(\.rawValue), transform: Self.event).first
         }
     }
@@ -432,7 +488,7 @@ public actor Journal {
         try read {
             return Int(try db.query("""
                 SELECT count(*) FROM events WHERE run_id = ? AND database_name = ? AND table_name = ?
-                  AND state != 'done' AND kind IN (\(Self.placeholders(kinds.count)))
+                  AND state NOT IN ('done', 'superseded') AND kind IN (\(Self.placeholders(kinds.count)))
                 """, bindings: [run, database, table] + kinds.map(\.rawValue)) { $0.int64(0) }.first ?? 0)
         }
     }

@@ -110,7 +110,10 @@ public struct PlanOptions: Sendable {
     /// Drop and recreate a table whose columns differ from the backup's (instead of refusing it).
     public var dropIfSchemaChanged = false
     /// Restore every part of each table (the classic restore): drop the table, create it, download all.
+    /// With `dataOnly`: no table is dropped or created; every live part is replaced by the backup's.
     public var full = false
+    /// `--data`: existing tables only; none is created or recreated.
+    public var dataOnly = false
     /// Skip the free-space check.
     public var ignoreDiskSpace = false
     /// Drops run before downloads (`--drop-first`): the space they free counts for the downloads.
@@ -123,8 +126,9 @@ public struct PlanOptions: Sendable {
     public var minimumMargin: Int64 = 256 << 20
 
     public init(dropIfSchemaChanged: Bool = false, full: Bool = false, ignoreDiskSpace: Bool = false,
-                downloadsUseSpace: Bool = true, dropFirst: Bool = false) {
+                downloadsUseSpace: Bool = true, dropFirst: Bool = false, dataOnly: Bool = false) {
         self.dropFirst = dropFirst
+        self.dataOnly = dataOnly
         self.dropIfSchemaChanged = dropIfSchemaChanged
         self.full = full
         self.ignoreDiskSpace = ignoreDiskSpace
@@ -149,6 +153,20 @@ public struct TablePlan: Sendable, Codable, Equatable {
         public var identity: String?
     }
 
+    /// A kept part that, in the backup's order of its partition, comes after a part to attach:
+    /// detached and attached again after it, so that block numbers follow the backup's order
+    /// (Replacing and Collapsing engines answer FINAL by that order). A local rename: nothing
+    /// is downloaded.
+    public struct Resequenced: Sendable, Codable, Equatable {
+        /// The backup's name for the part, and the live part that holds the same content.
+        public var backup: String
+        public var live: String
+        public var partition: String
+        public var disk: String
+        public var bytes: Int64
+        public var identity: String?
+    }
+
     public struct Drift: Sendable, Codable, Equatable {
         /// Live parts whose content was not live when the backup was made (inserted or merged since).
         public var added: [String]
@@ -163,11 +181,26 @@ public struct TablePlan: Sendable, Codable, Equatable {
     public var createDatabase: Bool
     /// The columns differ and `--drop-if-schema-changed` was given: drop the table and create it again.
     public var recreate: Bool
+    /// Kept where they are: in each partition, a prefix of the backup's order.
     public var keep: [Kept]
-    /// Drops run before downloads.
+    /// Live parts the backup lacks: dropped once the table's attaches are verified (before the
+    /// downloads with `--drop-first`).
     public var drop: [PartAction]
-    /// Sorted by partition, then min block: the order of attaching.
+    /// Sorted by partition, then min block. With `resequence`, the order of attaching.
     public var download: [PartAction]
+    /// Kept parts attached again in the backup's order, among the downloads.
+    public var resequence: [Resequenced] = []
+    /// Unfinished mutations of the live table to kill first (`--kill-mutations`).
+    public var killMutations: [Mutation] = []
+
+    public struct Mutation: Sendable, Codable, Equatable {
+        public var id: String
+        public var command: String
+        public init(id: String, command: String) {
+            self.id = id
+            self.command = command
+        }
+    }
     /// Why the table is left alone, or nil.
     public var refused: String?
     /// `hash_of_all_files` or `checksums` (CRC-64 of checksums.txt, for backups without hashes).
@@ -177,7 +210,50 @@ public struct TablePlan: Sendable, Codable, Equatable {
 
     public var dropBytes: Int64 { drop.reduce(0) { $0 + $1.bytes } }
     public var downloadBytes: Int64 { download.reduce(0) { $0 + $1.bytes } }
-    public var isNoOp: Bool { !create && !recreate && drop.isEmpty && download.isEmpty && refused == nil }
+    public var isNoOp: Bool {
+        !create && !recreate && drop.isEmpty && download.isEmpty && resequence.isEmpty && killMutations.isEmpty
+            && refused == nil
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case database, table, create, createDatabase, recreate, keep, drop, download, resequence, killMutations, refused
+        case identity, drift
+    }
+
+    /// Plans journaled before `resequence` existed decode with none.
+    public init(from decoder: any Decoder) throws {
+        let values = try decoder.container(keyedBy: CodingKeys.self)
+        database = try values.decode(String.self, forKey: .database)
+        table = try values.decode(String.self, forKey: .table)
+        create = try values.decode(Bool.self, forKey: .create)
+        createDatabase = try values.decode(Bool.self, forKey: .createDatabase)
+        recreate = try values.decode(Bool.self, forKey: .recreate)
+        keep = try values.decode([Kept].self, forKey: .keep)
+        drop = try values.decode([PartAction].self, forKey: .drop)
+        download = try values.decode([PartAction].self, forKey: .download)
+        resequence = try values.decodeIfPresent([Resequenced].self, forKey: .resequence) ?? []
+        killMutations = try values.decodeIfPresent([Mutation].self, forKey: .killMutations) ?? []
+        refused = try values.decodeIfPresent(String.self, forKey: .refused)
+        identity = try values.decode(String.self, forKey: .identity)
+        drift = try values.decodeIfPresent(Drift.self, forKey: .drift)
+    }
+
+    public init(database: String, table: String, create: Bool, createDatabase: Bool, recreate: Bool, keep: [Kept],
+                drop: [PartAction], download: [PartAction], resequence: [Resequenced] = [], refused: String?,
+                identity: String, drift: Drift?) {
+        self.database = database
+        self.table = table
+        self.create = create
+        self.createDatabase = createDatabase
+        self.recreate = recreate
+        self.keep = keep
+        self.drop = drop
+        self.download = download
+        self.resequence = resequence
+        self.refused = refused
+        self.identity = identity
+        self.drift = drift
+    }
 }
 
 public struct DiskCheck: Sendable, Codable, Equatable {

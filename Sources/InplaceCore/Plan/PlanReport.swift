@@ -9,6 +9,8 @@ public enum PlanReport {
             var create_database: Bool
             var recreate: Bool
             var keep: [TablePlan.Kept]
+            /// Kept parts detached and attached again so that block order follows the backup's.
+            var resequence: [TablePlan.Kept]
             var drop: [String]
             var download: [String]
             var drop_bytes: Int64
@@ -25,6 +27,7 @@ public enum PlanReport {
             var refused: Int
             var create: Int
             var keep: Int
+            var resequence: Int
             var drop: Int
             var download: Int
             var drop_bytes: Int64
@@ -46,7 +49,8 @@ public enum PlanReport {
     public static func json(_ plan: RestorePlan, backup: String, source: BackupLocation, threeWay: Bool) -> JSON {
         let tables = plan.tables.map {
             JSON.Table(database: $0.database, table: $0.table, create: $0.create, create_database: $0.createDatabase,
-                       recreate: $0.recreate, keep: $0.keep, drop: $0.drop.map(\.name), download: $0.download.map(\.name),
+                       recreate: $0.recreate, keep: $0.keep,
+                       resequence: $0.resequence.map { TablePlan.Kept(backup: $0.backup, live: $0.live) }, drop: $0.drop.map(\.name), download: $0.download.map(\.name),
                        drop_bytes: $0.dropBytes, download_bytes: $0.downloadBytes, refused: $0.refused,
                        identity: $0.identity, drift: $0.drift)
         }
@@ -60,6 +64,7 @@ public enum PlanReport {
             tables: plan.tables.count, touched: touched.count,
             unchanged: plan.tables.filter(\.isNoOp).count, refused: plan.refusedTables.count,
             create: plan.tables.filter(\.create).count, keep: plan.tables.reduce(0) { $0 + $1.keep.count },
+            resequence: plan.tables.reduce(0) { $0 + $1.resequence.count },
             drop: plan.tables.reduce(0) { $0 + $1.drop.count }, download: plan.tables.reduce(0) { $0 + $1.download.count },
             drop_bytes: plan.tables.reduce(0) { $0 + $1.dropBytes },
             download_bytes: plan.tables.reduce(0) { $0 + $1.downloadBytes })
@@ -79,6 +84,7 @@ public enum PlanReport {
             if table.create { what.append("create table") }
             if table.recreate { what.append("drop and recreate table") }
             if !table.keep.isEmpty { what.append("keep \(table.keep.count)") }
+            if !table.resequence.isEmpty { what.append("re-sequence \(table.resequence.count) (kept, attached again in the backup's order)") }
             if !table.drop.isEmpty { what.append("drop \(table.drop.count) (\(bytes(table.dropBytes)))") }
             if !table.download.isEmpty { what.append("download \(table.download.count) (\(bytes(table.downloadBytes)))") }
             var line = "  \(name): " + what.joined(separator: ", ")
@@ -89,7 +95,7 @@ public enum PlanReport {
         }
         let totals = totals(plan)
         if totals.unchanged > 0 { lines.append("  \(totals.unchanged) table(s) already equal to the backup") }
-        lines.append("totals: \(totals.touched) table(s) to change (\(totals.create) to create), keep \(totals.keep) part(s), drop \(totals.drop) (\(bytes(totals.drop_bytes))), download \(totals.download) (\(bytes(totals.download_bytes))); \(totals.refused) refused")
+        lines.append("totals: \(totals.touched) table(s) to change (\(totals.create) to create), keep \(totals.keep) part(s), re-sequence \(totals.resequence), drop \(totals.drop) (\(bytes(totals.drop_bytes))), download \(totals.download) (\(bytes(totals.download_bytes))); \(totals.refused) refused")
         for disk in plan.disks {
             lines.append("disk \(disk.disk): needs \(bytes(disk.needed)) + margin \(bytes(disk.margin)); free \(bytes(disk.free)) + \(bytes(disk.freedByDrops)) freed before downloads: \(disk.enough ? "enough" : "NOT ENOUGH")")
         }

@@ -91,7 +91,8 @@ public enum Planner {
                 plan.recreate = true
                 downloadAll = true
             } else if options.full {
-                plan.recreate = true
+                // --data --full: the table stays; every live part is replaced by the backup's.
+                plan.recreate = !options.dataOnly
                 downloadAll = true
             }
         }
@@ -101,8 +102,15 @@ public enum Planner {
         let backupParts = named.sorted { $0.name < $1.name }
         if downloadAll {
             plan.download = backupParts.map { action($0.part, partition: $0.name.partitionID, identity: identity($0.part, crc: useCRC)) }
+            if !plan.recreate, let liveTable {
+                plan.drop = liveTable.parts.map {
+                    .init(name: $0.name, partition: $0.partitionID, disk: $0.disk, bytes: $0.bytes,
+                          identity: useCRC ? $0.checksumsCRC.map { "crc64:\($0)" } : $0.hash)
+                }.sorted { $0.name < $1.name }
+            }
         } else if let liveTable {
             match(backupParts, liveTable.parts, useCRC: useCRC, into: &plan)
+            keepBackupOrder(backupParts, useCRC: useCRC, into: &plan)
         }
         let missing = plan.download.map(\.name).filter { backup.missingData.contains($0) }
         if !missing.isEmpty {
@@ -159,8 +167,12 @@ public enum Planner {
     /// Pairs parts with equal identity, counting duplicates; the rest are downloads and drops.
     private static func match(_ backupParts: [(name: PartName, part: BackupTableState.Part)], _ liveParts: [LiveState.Part], useCRC: Bool,
                               into plan: inout TablePlan) {
-        // Live parts in the order given (system.parts order: partition, min block), so that equal
-        // identities pair in a stable order without sorting a million names.
+        // Live parts in block order, so that parts of equal identity pair in the order both
+        // sides hold them (which keepBackupOrder relies on).
+        let blocks = liveParts.map { PartName($0.name)?.minBlock ?? 0 }
+        let liveParts = liveParts.indices.sorted {
+            (liveParts[$0].partitionID, blocks[$0], $0) < (liveParts[$1].partitionID, blocks[$1], $1)
+        }.map { liveParts[$0] }
         var live = IdentityQueues(liveParts.map { part in
             let content = useCRC ? part.checksumsCRC.map { "crc64:\($0)" } : part.hash
             return Identity(partition: part.partitionID, content: content ?? "unknown live \(part.name)")
@@ -180,6 +192,57 @@ public enum Planner {
                                    identity: useCRC ? part.checksumsCRC.map { "crc64:\($0)" } : part.hash))
         }
         plan.drop.sort { $0.name < $1.name }
+    }
+
+    /// Block order: ATTACH gives a part a block number above every part of the table, so a kept
+    /// part stays where it is only while, in its partition, every backup part before it is kept
+    /// too and the kept parts' live blocks rise in the backup's order. From the first part to
+    /// attach on, the kept parts are re-sequenced (detached and attached again in the backup's
+    /// order; a local rename). A kept part whose live name is also the name of a part to
+    /// download (both would need `detached/<name>`) is downloaded instead, and its live part
+    /// dropped.
+    static func keepBackupOrder(_ backupParts: [(name: PartName, part: BackupTableState.Part)], useCRC: Bool,
+                                into plan: inout TablePlan) {
+        guard !plan.keep.isEmpty else { return }
+        let toDownload = Set(plan.download.map(\.name))
+        let keptByBackup = Dictionary(plan.keep.map { ($0.backup, $0) }, uniquingKeysWith: { a, _ in a })
+        var keep: [TablePlan.Kept] = []
+        var extraDownloads: [TablePlan.PartAction] = []
+        var partition: String?
+        var inPlace = true
+        var lastLiveBlock = Int64.min
+        for (name, part) in backupParts {
+            if name.partitionID != partition {
+                partition = name.partitionID
+                inPlace = true
+                lastLiveBlock = Int64.min
+            }
+            guard let kept = keptByBackup[part.name] else {
+                inPlace = false  // a part to download: everything after it in the partition is attached after it
+                continue
+            }
+            let liveBlock = PartName(kept.live)?.minBlock ?? Int64.max
+            if inPlace && liveBlock > lastLiveBlock {
+                lastLiveBlock = liveBlock
+                keep.append(kept)
+                continue
+            }
+            inPlace = false
+            let content = identity(part, crc: useCRC)
+            if toDownload.contains(kept.live) {
+                extraDownloads.append(action(part, partition: name.partitionID, identity: content))
+                plan.drop.append(.init(name: kept.live, partition: name.partitionID, disk: part.disk, bytes: part.bytes,
+                                       identity: content))
+            } else {
+                plan.resequence.append(.init(backup: part.name, live: kept.live, partition: name.partitionID,
+                                             disk: part.disk, bytes: part.bytes, identity: content))
+            }
+        }
+        plan.keep = keep
+        if !extraDownloads.isEmpty {
+            plan.download = (plan.download + extraDownloads).sorted { (PartName($0.name)!, $0.name) < (PartName($1.name)!, $1.name) }
+            plan.drop.sort { $0.name < $1.name }
+        }
     }
 
     private static func identity(_ part: BackupTableState.Part, crc: Bool) -> String? {

@@ -52,9 +52,11 @@ public struct JournalEventStream: AsyncSequence, Sendable {
     }
 }
 
-/// A table's download-part events each with the attach-part that follows it.
-public struct DownloadAttachPairs: AsyncSequence, Sendable {
-    public typealias Element = (download: JournalEvent, attach: JournalEvent)
+/// A table's steps that bring a part in, each with the attach-part that follows it: a
+/// download-part (the backup's part fetched into `detached/`), or a detach-part (a kept part
+/// re-sequenced: detached, then attached again in the backup's order).
+public struct BringPairs: AsyncSequence, Sendable {
+    public typealias Element = (first: JournalEvent, attach: JournalEvent)
 
     let events: JournalEventStream
 
@@ -68,11 +70,11 @@ public struct DownloadAttachPairs: AsyncSequence, Sendable {
 
         public mutating func next() async throws -> Element? {
             while let event = try await events.next() {
-                if event.kind == .attachPart, let download = pending {
+                if event.kind == .attachPart, let first = pending {
                     pending = nil
-                    return (download, event)
+                    return (first, event)
                 }
-                pending = event.kind == .downloadPart ? event : nil
+                pending = event.kind == .downloadPart || event.kind == .detachPart ? event : nil
             }
             return nil
         }

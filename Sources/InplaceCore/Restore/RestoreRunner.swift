@@ -72,7 +72,8 @@ public struct RestoreRunner: Sendable {
         var frozen: [Int64: String] = [:]
         for plan in plans {
             if let table = try? JSONDecoder().decode(TablePlan.self, from: Data((plan.detail ?? "").utf8)) {
-                await progress.add(steps: table.drop.count + 2 * table.download.count, bytes: table.downloadBytes, tables: 1)
+                await progress.add(steps: table.drop.count + 2 * (table.download.count + table.resequence.count),
+                                   bytes: table.downloadBytes, tables: 1)
                 if try await stillChangesLiveParts(plan, table, run: run) {
                     let qualified = ClickHouseSQL.qualified(table.database, table.table)
                     if (try? await client.execute("SYSTEM STOP MERGES \(qualified)")) != nil { frozen[plan.id] = qualified }
@@ -180,6 +181,8 @@ public struct RestoreSummary: Sendable, Codable, Equatable {
     public var failed: Int
     public var pending: Int
     public var interrupted: Int
+    /// Steps replaced by a new plan of their table (a merge took parts the first plan named).
+    public var superseded: Int = 0
     public var bytesDownloaded: Int64
     public var failures: [String]
     /// Wall time of this process's work on the run, and the part of it spent in the journal.
@@ -188,7 +191,7 @@ public struct RestoreSummary: Sendable, Codable, Equatable {
     public var journalCPUSeconds: Double = 0
 
     enum CodingKeys: String, CodingKey {
-        case run, state, events, done, failed, pending, interrupted, failures, seconds
+        case run, state, events, done, failed, pending, interrupted, superseded, failures, seconds
         case bytesDownloaded = "bytes_downloaded"
         case journalSeconds = "journal_seconds"
         case journalCPUSeconds = "journal_cpu_seconds"
@@ -200,11 +203,11 @@ public struct RestoreSummary: Sendable, Codable, Equatable {
     static func of(_ run: Int64, journal: Journal) async throws -> RestoreSummary {
         let counts = try await journal.counts(run)
         let failed = try await journal.failedEvents(run, limit: failuresListed)
-        let state: RunState = counts[.failed] == 0 && counts[.done] == counts.events ? .done
+        let state: RunState = counts[.failed] == 0 && counts[.done] + counts[.superseded] == counts.events ? .done
             : counts[.interrupted] > 0 ? .interrupted : .partlyFailed
         return RestoreSummary(
             run: run, state: state, events: counts.events, done: counts[.done], failed: counts[.failed],
-            pending: counts[.pending] + counts[.started], interrupted: counts[.interrupted],
+            pending: counts[.pending] + counts[.started], interrupted: counts[.interrupted], superseded: counts[.superseded],
             bytesDownloaded: counts.bytesDownloaded,
             failures: failed.map { "\($0.kind.rawValue) \($0.database).\($0.table)\($0.part.map { " " + $0 } ?? ""): \($0.lastError ?? "failed")" })
     }

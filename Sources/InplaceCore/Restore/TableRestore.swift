@@ -1,8 +1,16 @@
 import Foundation
 import Logging
 
-/// The events of one table, run in order: plan-table, create-table, drops, then downloads
-/// (concurrent, bounded) each followed in order by its attach.
+/// The events of one table, run in order: plan-table, create-table, then the parts brought in
+/// the backup's order (downloads run ahead, concurrent and bounded; each attach, and each
+/// re-sequenced kept part's detach and attach, in order), then the drops, then verify-table.
+///
+/// 1. A resumed table is first checked against its plan: a part the plan keeps, or a step
+///    attached, that is no longer active was merged (after a crash, at a server restart): the
+///    table is planned again (its unfinished steps superseded), at most `maxReplans` times.
+/// 2. Steps that may have had their effect are decided by `ResumeDecision` from what the journal
+///    recorded and what ClickHouse and the disk show.
+/// 3. Before the table is done, its active parts are compared with the backup's (verify-table).
 struct TableRestore: Sendable {
     let runner: RestoreRunner
     let run: Int64
@@ -15,8 +23,12 @@ struct TableRestore: Sendable {
     var client: ClickHouseClient { runner.client }
     var qualified: String { ClickHouseSQL.qualified(planEvent.database, planEvent.table) }
 
+    /// Plans made again for one table in one process, at most.
+    static let maxReplans = 3
+
     func execute() async throws {
         guard try await planned() else { return }
+        let resumed = planEvent.state == .done
         for try await create in stream([.createTable]) where create.state != .done {
             guard try await perform(create, check: { try await createTableDone(create) },
                                     action: { try await createTable(create) })
@@ -25,12 +37,28 @@ struct TableRestore: Sendable {
         // Merges would replace parts while they are counted and attached: stopped on this table
         // while it is restored, started again after (also after a failure; not after a crash:
         // ClickHouse starts them again at its next restart, or the resumed run does).
-        let partKinds: [EventKind] = [.dropPart, .downloadPart, .attachPart, .dropTable]
+        let partKinds: [EventKind] = [.dropPart, .downloadPart, .attachPart, .detachPart, .dropTable, .verifyTable,
+                                      .killMutation]
         let touchesParts = try await journal.nextUnfinished(run, database: planEvent.database, table: planEvent.table,
                                                             kinds: partKinds) != nil
         if touchesParts { try await client.execute("SYSTEM STOP MERGES \(qualified)") }
         do {
-            try await restoreParts()
+            var replans = 0
+            var check = resumed
+            while true {
+                do {
+                    if check { try await checkStillAsPlanned() }
+                    try await restoreParts()
+                    break
+                } catch let replan as TableNeedsReplan {
+                    replans += 1
+                    guard replans <= Self.maxReplans else {
+                        throw RestoreError("\(replan.reason); planned again \(Self.maxReplans) times and the table kept changing: stop what merges or writes into it (SYSTEM STOP MERGES), then `inplace journal replay RUN --failed`")
+                    }
+                    try await self.replan(because: replan.reason)
+                    check = false
+                }
+            }
         } catch {
             if touchesParts {
                 let client = self.client, qualified = self.qualified
@@ -41,35 +69,61 @@ struct TableRestore: Sendable {
         if touchesParts { try await client.execute("SYSTEM START MERGES \(qualified)") }
     }
 
-    /// This table's events of `kinds`, read from the journal a page at a time.
+    /// This table's events of `kinds` (superseded ones left out), read from the journal a page at a time.
     func stream(_ kinds: [EventKind]) -> JournalEventStream {
         JournalEventStream(journal: journal, run: run, database: planEvent.database, table: planEvent.table, kinds: kinds)
     }
 
-    /// The downloads and their attaches, then the drops once every attach of the table is done:
-    /// a live part is dropped only when the backup's parts are in the table and verified, so a
-    /// damaged or unreachable backup never costs live data. `--drop-first`: drops first, to free
-    /// disk space before the downloads (trusting that parts listed in the backup will attach).
+    /// Mutations to kill, then the parts brought in the backup's order, then the drops once
+    /// every attach of the table is done: a live part is dropped only when the backup's parts
+    /// are in the table and verified, so a damaged or unreachable backup never costs live data.
+    /// `--drop-first`: drops first, to free disk space before the downloads. Then verify-table.
     private func restoreParts() async throws {
+        for try await kill in stream([.killMutation]) where kill.state != .done && kill.state != .failed {
+            guard try await perform(kill, check: { try await mutationGone(kill) }, action: { try await killMutation(kill) })
+            else {
+                try await withhold([.dropPart, .dropTable, .detachPart, .attachPart, .downloadPart, .verifyTable],
+                                   because: "a mutation of the live table was not killed")
+                return
+            }
+        }
         if options.dropFirst { try await drops() }
-        try await downloadAndAttach(DownloadAttachPairs(events: stream([.downloadPart, .attachPart])))
-        guard !options.dropFirst else { return }
+        try await bringParts(BringPairs(events: stream([.downloadPart, .detachPart, .attachPart])))
         let missing = try await journal.notDone(run, database: planEvent.database, table: planEvent.table,
-                                                kinds: [.downloadPart, .attachPart])
+                                                kinds: [.downloadPart, .attachPart, .detachPart, .killMutation])
         guard missing == 0 else {
             // Withheld, journaled as failed with the reason: `journal replay --failed` runs them
             // once the backup's parts attach.
-            var withheld = 0
-            for try await drop in stream([.dropPart, .dropTable]) where drop.state != .done && drop.state != .failed {
-                try await journal.transition(drop.id, to: .failed, error: "not dropped: \(missing) step(s) bringing the backup's parts into this table did not finish; a live part is dropped only once every part of the backup is attached and verified. Fix what failed, then `inplace journal replay RUN --failed`")
-                withheld += 1
-            }
+            let withheld = try await withhold([.dropPart, .dropTable], because: "\(missing) step(s) bringing the backup's parts into this table did not finish; a live part is dropped only once every part of the backup is attached and verified")
             if withheld > 0 {
                 runner.logger.warning("\(planEvent.database).\(planEvent.table): \(withheld) live part(s) not dropped: the backup's parts are not all attached")
             }
+            try await withhold([.verifyTable], because: "\(missing) step(s) bringing the backup's parts did not finish")
             return
         }
-        try await drops()
+        if !options.dropFirst { try await drops() }
+        let undropped = try await journal.notDone(run, database: planEvent.database, table: planEvent.table,
+                                                  kinds: [.dropPart, .dropTable])
+        guard undropped == 0 else {
+            try await withhold([.verifyTable], because: "\(undropped) drop step(s) did not finish")
+            return
+        }
+        for try await verify in stream([.verifyTable]) where verify.state != .done {
+            _ = try await perform(verify, check: { false }, action: { try await verifyTable(verify) })
+        }
+    }
+
+    /// Fails the table's unfinished steps of `kinds` with the reason and what to do; how many.
+    @discardableResult
+    func withhold(_ kinds: [EventKind], because reason: String) async throws -> Int {
+        var withheld = 0
+        for try await step in stream(kinds) where step.state != .done && step.state != .failed {
+            let what = step.kind == .verifyTable ? "not verified"
+                : step.kind == .dropPart || step.kind == .dropTable ? "not dropped" : "withheld"
+            try await journal.transition(step.id, to: .failed, error: "\(what): \(reason). Fix what failed, then `inplace journal replay RUN --failed`")
+            withheld += 1
+        }
+        return withheld
     }
 
     /// The drop-part steps, then a recreated table's drop-table (last in sequence; there is
@@ -80,114 +134,10 @@ struct TableRestore: Sendable {
                 _ = try await perform(drop, check: { try await !tableExists(drop.detail ?? "") },
                                       action: { try await dropAside(drop) })
             } else {
-                _ = try await perform(drop, check: { try await dropDone(drop) }, action: { try await dropPart(drop) })
+                _ = try await perform(drop, check: { try await settled(drop) { try await observeDrop(drop) } },
+                                      action: { try await dropPart(drop) })
             }
         }
-    }
-
-    // MARK: plan-table
-
-    /// Plans the table's events when that has not happened yet; false when refused.
-    private func planned() async throws -> Bool {
-        if planEvent.state != .done {
-            guard planEvent.state != .failed else { return false }
-            try await journal.transition(planEvent.id, to: .started)
-            var plan = try JSONDecoder().decode(TablePlan.self, from: Data((planEvent.detail ?? "").utf8))
-            if plan.refused != nil, try await journal.transitions(planEvent.id).contains(where: { $0.to == .failed }) {
-                // Replayed after a refusal: the operator may have fixed its cause, so the table
-                // is planned again against the live state rather than refused from memory.
-                plan = try await replanned() ?? plan
-            }
-            if let refused = plan.refused {
-                try await journal.transition(planEvent.id, to: .failed, error: "refused: \(refused)")
-                runner.logger.warning("\(planEvent.database).\(planEvent.table): refused: \(refused)")
-                return false
-            }
-            let metadata = try await runner.source.tableMetadata(database: plan.database, table: plan.table)
-            let backup = try await runner.source.metadata()
-            let events = Self.events(for: plan, table: metadata, backup: backup, options: options,
-                                     aside: asideName)
-            try await journal.completePlanTable(planEvent.id, run: run, emitting: events,
-                                                detail: "\(events.count) event(s)")
-        }
-        return true
-    }
-
-    /// The table planned again now, with the run's options; stored as the step's plan.
-    private func replanned() async throws -> TablePlan? {
-        let result = try await PlanBuilder(client: client).build(.init(
-            source: runner.source, tables: .exactly(database: planEvent.database, table: planEvent.table),
-            skipTables: [], options: PlanOptions(dropIfSchemaChanged: options.dropIfSchemaChanged, full: options.full,
-                                                 ignoreDiskSpace: options.ignoreDiskSpace, dropFirst: options.dropFirst)))
-        guard var table = result.plan.tables.first else { return nil }
-        if table.refused == nil, let refused = result.plan.refused { table.refused = refused }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try await journal.replacePlan(planEvent.id, plan: String(decoding: try encoder.encode(table), as: UTF8.self))
-        runner.logger.info("\(planEvent.database).\(planEvent.table): planned again: \(table.refused.map { "still refused: \($0)" } ?? "no longer refused")")
-        return table
-    }
-
-    /// Where a recreated table's old copy waits until the new one is complete: a name of this
-    /// journal's run and this table, short whatever the table's name.
-    var asideName: String {
-        var hash = CRC64()
-        hash.update(Array("\(planEvent.database)\u{0}\(planEvent.table)".utf8))
-        return ".inplace-old-" + runner.stagingPrefix(run) + String(hash.value, radix: 16)
-    }
-
-    /// The events a table plan emits, in execution order. A recreated table's old copy is kept
-    /// under `aside` and dropped last (unless `--drop-first`: dropped before it is created).
-    static func events(for plan: TablePlan, table: TableMetadata, backup: BackupMetadata, options: RestoreOptions,
-                       aside: String) -> [NewEvent]
-    {
-        var events: [NewEvent] = []
-        var sequence = 0
-        func add(_ event: NewEvent) {
-            var event = event
-            sequence += 1
-            event.sequence = sequence
-            events.append(event)
-        }
-        let db = plan.database, name = plan.table
-        if (plan.create || plan.recreate) && !options.dataOnly {
-            let engine = backup.databases?.first { $0.name == db }?.engine ?? "Atomic"
-            let statement = CreateStatement(
-                database: "CREATE DATABASE IF NOT EXISTS \(ClickHouseSQL.identifier(db))"
-                    + (engine.allSatisfy { $0.isLetter } ? " ENGINE = \(engine)" : ""),
-                dropFirst: plan.recreate, table: table.query,
-                aside: plan.recreate && !options.dropFirst ? aside : nil)
-            add(NewEvent(kind: .createTable, database: db, table: name, detail: statement.json))
-        } else if plan.create {
-            return []  // --data: tables that do not exist are not created, nor filled
-        }
-        if options.schemaOnly { return events }
-        for part in plan.drop {
-            add(NewEvent(kind: .dropPart, database: db, table: name, part: part.name, disk: part.disk, bytes: part.bytes,
-                         identity: part.identity))
-        }
-        func identity(_ backupPart: String) -> String? {
-            plan.identity == "checksums"
-                ? table.checksums?[backupPart].map { "crc64:\($0)" } : table.hash_of_all_files?[backupPart]
-        }
-        var live: [String: Int] = [:]
-        for kept in plan.keep { if let id = identity(kept.backup) { live[id, default: 0] += 1 } }
-        for part in plan.download {
-            let id = part.identity ?? identity(part.name)
-            var expected: Int?
-            if let id {
-                live[id, default: 0] += 1
-                expected = live[id]
-            }
-            add(NewEvent(kind: .downloadPart, database: db, table: name, part: part.name, disk: part.disk,
-                         bytes: part.bytes, identity: id))
-            add(NewEvent(kind: .attachPart, database: db, table: name, part: part.name, disk: part.disk,
-                         bytes: part.bytes, identity: id, expectedCount: expected))
-        }
-        if plan.recreate && !options.dataOnly && !options.dropFirst {
-            add(NewEvent(kind: .dropTable, database: db, table: name, detail: aside))
-        }
-        return events
     }
 
     // MARK: Running one event
@@ -223,6 +173,7 @@ struct TableRestore: Sendable {
                 await counted(event)
                 return true
             } catch {
+                if error is TableNeedsReplan { throw error }  // left started: the new plan supersedes it
                 if Self.isCancellation(error) {
                     try? await journal.transition(event.id, to: .interrupted, detail: "stopped by a signal")
                     throw CancellationError()
@@ -242,7 +193,7 @@ struct TableRestore: Sendable {
 
     /// Progress counts part steps (drops, downloads, attaches), as its totals do.
     private func counted(_ event: JournalEvent) async {
-        guard [.dropPart, .downloadPart, .attachPart].contains(event.kind) else { return }
+        guard [.dropPart, .downloadPart, .attachPart, .detachPart].contains(event.kind) else { return }
         await progress.done(bytes: event.kind == .downloadPart ? event.bytes : 0)
     }
 
@@ -289,4 +240,11 @@ struct CreateStatement: Codable {
 struct RestoreError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// The table no longer holds what its plan was made from (a merge took parts the plan names):
+/// its unfinished steps are superseded and it is planned again.
+struct TableNeedsReplan: Error, CustomStringConvertible {
+    let reason: String
+    var description: String { reason }
 }

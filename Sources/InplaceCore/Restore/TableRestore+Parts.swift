@@ -1,0 +1,317 @@
+import Foundation
+
+/// Bringing the backup's parts into a table, in the backup's order: downloads run ahead (bounded
+/// across the run by the transfer slots); in order, each re-sequenced kept part is detached and
+/// each part attached, then checked.
+///
+/// The attach protocol: `started` is committed; ATTACH PART runs with a query_id of the step;
+/// the name ClickHouse gave the part is committed (`attached as X`, still `started`); the part
+/// is checked (hash, and CHECK TABLE ... PART for a downloaded part); then `done`. Every retry and
+/// every resume decides from what was recorded and what the table shows (`ResumeDecision`), so a
+/// check that did not pass never counts as one that did.
+extension TableRestore {
+    // MARK: Bringing parts in
+
+    /// Once a step of a partition fails, the later steps of that partition wait (failed,
+    /// replayable): attaching them now would put their data before the failed part's in block
+    /// order. Downloads go on; their parts wait in `detached/`.
+    func bringParts(_ pairs: BringPairs) async throws {
+        let detached = try await detachedFolders()
+        let firsts = pairs.orderedMap(width: options.concurrency) { [self] pair in
+            (pair, pair.first.kind == .downloadPart ? try await fetch(pair.first, detached: detached) : true)
+        }
+        var results = firsts.makeAsyncIterator()
+        var blocked: [String: String] = [:]
+        do {
+            while let (pair, fetched) = try await results.next() {
+                let (first, attach) = pair
+                guard attach.state != .done else { continue }
+                let partition = PartName(attach.part ?? "")?.partitionID ?? ""
+                if let why = blocked[partition] {
+                    if first.kind == .detachPart && first.state != .done && first.state != .failed {
+                        try await journal.transition(first.id, to: .failed, error: "withheld: \(why)")
+                    }
+                    if attach.state != .failed { try await journal.transition(attach.id, to: .failed, error: "withheld: \(why)") }
+                    continue
+                }
+                let folder = try detachedFolder(detached, disk: attach.disk)
+                var ready = fetched
+                if ready && first.kind == .detachPart && first.state != .done {
+                    ready = try await detachStep(first, folder: folder)
+                }
+                let brought = ready ? try await attachStep(attach, first: first, folder: folder) : false
+                if !ready && attach.state != .failed {
+                    try await journal.transition(attach.id, to: .failed, error: first.kind == .downloadPart ? "its download failed" : "its detach failed")
+                }
+                if !brought {
+                    blocked[partition] = "an earlier part of partition \(partition) (\(attach.part ?? "")) did not attach; attaching this one first would put the data out of the backup's order. Fix what failed, then `inplace journal replay RUN --failed`"
+                }
+            }
+        } catch {
+            await results.cancelAndWait()
+            throw error
+        }
+    }
+
+    /// One download step; whether its part is (now) in detached/.
+    private func fetch(_ download: JournalEvent, detached: [String]) async throws -> Bool {
+        if download.state == .done { return true }
+        if download.state == .failed { return false }
+        let folder = try detachedFolder(detached, disk: download.disk)
+        let target = folder + (download.part ?? "")
+        if download.state == .pending && download.attempts == 0 && FileSystem.exists(target) {
+            if try await journal.supersededDownload(run, database: planEvent.database, table: planEvent.table,
+                                                    part: download.part ?? "") {
+                try await journal.transition(download.id, to: .done, detail: "complete in detached/, fetched by a superseded step of this run", path: target)
+                return true
+            }
+            // Refused before it starts, so that a folder found there on resume is known to be
+            // this step's own.
+            try await journal.transition(download.id, to: .failed,
+                                         error: "\(target) already exists and is not this restore's; attach or remove it, then replay")
+            return false
+        }
+        // Its `done` rides with the attach's `started`: a complete download is in detached/,
+        // where a resume finds it.
+        return try await transfers.withSlot {
+            try await perform(download, holdDone: true, check: {
+                try await settled(download) { ResumeDecision.decide(.init(kind: .downloadPart), .init(inDetached: FileSystem.isFolder(target))) }
+            }, action: { try await self.download(download, into: folder) })
+        }
+    }
+
+    /// A re-sequenced kept part detached, to be attached again after the parts before it in the
+    /// backup's order (a local rename). Its `done` rides with its attach's `started`.
+    private func detachStep(_ detach: JournalEvent, folder: String) async throws -> Bool {
+        let name = try PartName.validated(detach.part ?? "", context: "detach-part")
+        return try await perform(detach, holdDone: true, check: {
+            try await settled(detach) {
+                var seen = try await observePart(name)
+                seen.inDetached = FileSystem.isFolder(folder + name.name)
+                seen.statementRunning = try await statementRunning(detach)
+                return ResumeDecision.decide(.init(kind: .detachPart), seen)
+            }
+        }, action: {
+            guard !FileSystem.exists(folder + name.name) else {
+                throw BackupError(.io, "\(folder + name.name) already exists and is not this restore's; the kept part \(name.name) cannot be detached to keep the backup's order. Remove or attach it, then replay")
+            }
+            try await client.execute("ALTER TABLE \(qualified) DETACH PART \(ClickHouseSQL.string(name.name))",
+                                     settings: ["query_id": queryID(detach)])
+            TestCrash.afterEffect("DETACH PART \(name.name)")
+            return ActionResult(detail: "detached, to attach again in the backup's order")
+        })
+    }
+
+    /// One attach step, by the protocol above; whether it ended done.
+    private func attachStep(_ attach: JournalEvent, first: JournalEvent, folder: String) async throws -> Bool {
+        let local = attach.detail == Self.localAttach
+        var recorded = attach.newPart
+        var begun = attach.state == .started || attach.state == .interrupted || attach.attempts > 0
+        var attempt = 0
+        while true {
+            attempt += 1
+            var target: String?
+            if begun {
+                switch try await settledAttach(attach, recorded: recorded, local: local, folder: folder) {
+                case .check(let name):
+                    target = name
+                    if recorded != name {
+                        try await journal.transition(attach.id, to: .started, detail: "attached as \(name) (found on resume: the active part of its partition and identity that no other step claims)", newPart: name)
+                        recorded = name
+                    }
+                case .refetch(let why):
+                    guard try await refetch(first, folder: folder, because: why) else {
+                        try await journal.transition(attach.id, to: .failed, error: "its download failed")
+                        return false
+                    }
+                case .replan(let why): throw TableNeedsReplan(reason: why)
+                case .done, .run, .wait: break
+                }
+            }
+            try await journal.transition(attach.id, to: .started, countAttempt: true)
+            begun = true
+            do {
+                let name: String
+                if let target {
+                    name = target
+                } else {
+                    name = try await attachNow(attach, folder: folder, local: local)
+                    try await journal.transition(attach.id, to: .started, detail: "attached as \(name)", newPart: name)
+                    recorded = name
+                }
+                try await check(name, attach: attach, local: local)
+                TestCrash.afterEffect("checked \(name)")
+                journal.hold(attach.id, to: .done, detail: "attached as \(name), verified", newPart: name)
+                await progress.done()
+                return true
+            } catch {
+                if error is TableNeedsReplan { throw error }
+                if Self.isCancellation(error) {
+                    try? await journal.transition(attach.id, to: .interrupted, detail: "stopped by a signal")
+                    throw CancellationError()
+                }
+                guard Self.isRetryable(error) && attempt < runner.retry.maxAttempts else {
+                    // A part that failed its check was detached again: the name is no longer the step's.
+                    let detachedAgain = (error as? BackupError)?.kind == .missingData
+                    try await journal.transition(attach.id, to: .failed, error: "\(error)", clearNewPart: detachedAgain)
+                    runner.logger.error("attach-part \(attach.database).\(attach.table) \(attach.part ?? ""): \(error)")
+                    return false
+                }
+                try await journal.transition(attach.id, to: .started, detail: "attempt \(attempt) failed, retrying: \(error)")
+                try await Task.sleep(for: runner.retry.delay(afterAttempt: attempt))
+            }
+        }
+    }
+
+    /// The resume decision of an attach that may have happened, once no statement of it runs.
+    private func settledAttach(_ attach: JournalEvent, recorded: String?, local: Bool, folder: String) async throws
+        -> ResumeDecision.Action
+    {
+        let part = attach.part ?? ""
+        for _ in 0..<Self.statementWaits {
+            var seen = ResumeDecision.Observation()
+            seen.statementRunning = try await statementRunning(attach)
+            if let recorded {
+                seen = try await observePart(try PartName.validated(recorded, context: "attach-part"))
+            } else {
+                seen.inDetached = FileSystem.isFolder(folder + part)
+                if !seen.inDetached {
+                    guard attach.identity != nil else {
+                        // Without a content hash, a gone folder cannot tell attached from lost.
+                        throw RestoreError("cannot tell whether \(part) was attached: the backup has no content hash for it; check the table, then replay")
+                    }
+                    seen.unclaimed = try await unclaimedPart(attach)
+                }
+            }
+            let action = ResumeDecision.decide(.init(kind: .attachPart, attachedAs: recorded, local: local), seen)
+            guard action == .wait else { return action }
+            try await Task.sleep(for: .seconds(1))
+        }
+        throw RestoreError("a statement of step \(attach.id) is still running on the server after \(Self.statementWaits) s; wait for it (system.processes), then resume")
+    }
+
+    /// ATTACH PART; the name ClickHouse gave the part. A refused downloaded part goes to the
+    /// quarantine (so that a replay after the backup is repaired fetches it again); a refused
+    /// kept part stays in detached/ (it is live data).
+    private func attachNow(_ attach: JournalEvent, folder: String, local: Bool) async throws -> String {
+        let part = attach.part ?? ""
+        let answer: String
+        do {
+            answer = try await client.execute("ALTER TABLE \(qualified) ATTACH PART \(ClickHouseSQL.string(part))",
+                                              settings: ["alter_partition_verbose_result": "1", "query_id": queryID(attach)])
+        } catch {
+            guard !error.isRetryable else { throw error }
+            if local {
+                throw BackupError(.io, "ClickHouse refused to attach again the kept part \(part), detached by this run to keep the backup's order: \(error). It is in \(folder + part): find why, then `inplace journal replay RUN --failed`")
+            }
+            let kept = quarantine(folder + part, event: attach)
+            throw BackupError(.missingData, "ClickHouse refused the backup's part \(part): \(error)\n\(kept); \(Self.repairAdvice)")
+        }
+        TestCrash.afterEffect("ATTACH PART \(part)")
+        // command_type, partition_id, part_name, old_part_name
+        let fields = answer.split(separator: "\n").first?.split(separator: "\t", omittingEmptySubsequences: false) ?? []
+        return fields.count >= 3 ? String(fields[2]) : part
+    }
+
+    /// The attached part holds the backup's content and, for a downloaded part, ClickHouse's
+    /// CHECK passes (ATTACH accepts a flipped byte in a data file); otherwise it is detached
+    /// again, quarantined, and the step fails. A kept part attached again is checked by hash
+    /// only: its bytes did not move.
+    private func check(_ part: String, attach: JournalEvent, local: Bool) async throws {
+        let name = try PartName.validated(part, context: "attach-part")
+        guard let live = try await activeParts(partition: name.partitionID).first(where: { $0.name == part }) else {
+            let seen = try await observePart(name)
+            throw TableNeedsReplan(reason: seen.coveredBy.map { "the attached part \(part) was merged into \($0) before it was checked" }
+                ?? "the attached part \(part) is not in the table")
+        }
+        var problem: String?
+        if let identity = attach.identity, try identityOf(live, crc: identity.hasPrefix("crc64:")) != identity {
+            problem = "the attached part \(part) is not the backup's (its content hash differs from \(identity))"
+        } else if !local {
+            let check = try await client.execute("CHECK TABLE \(qualified) PART \(ClickHouseSQL.string(part))",
+                                                 settings: ["check_query_single_value_result": "0"])
+            let failed = check.split(separator: "\n").filter { $0.split(separator: "\t").dropFirst().first == "0" }
+            if !failed.isEmpty { problem = "CHECK TABLE failed for \(part): \(failed.joined(separator: "; "))" }
+        }
+        guard let problem else { return }
+        if local { throw RestoreError("\(problem); it stays attached") }
+        try await client.execute("ALTER TABLE \(qualified) DETACH PART \(ClickHouseSQL.string(part))")
+        let folder = (live.path as NSString).deletingLastPathComponent + "/detached/"
+        let kept = quarantine(folder + part, event: attach)
+        throw BackupError(.missingData, "\(problem); the part was detached again; \(kept); \(Self.repairAdvice)")
+    }
+
+    static let repairAdvice = "repair the backup (or take this part from another), then `inplace journal replay RUN --failed`"
+
+    /// An attach's part is neither in detached/ nor in the table: its download runs again.
+    private func refetch(_ download: JournalEvent, folder: String, because why: String) async throws -> Bool {
+        let current = try await journal.event(download.id) ?? download
+        try await journal.transition(current.id, to: .pending, detail: "downloaded again: \(why)")
+        var pending = current
+        pending.state = .pending
+        pending.attempts = 0
+        return try await transfers.withSlot {
+            try await perform(pending, check: { false }, action: { try await self.download(pending, into: folder) })
+        }
+    }
+
+    private func download(_ event: JournalEvent, into detached: String) async throws -> ActionResult {
+        let part = event.part ?? ""
+        _ = try PartName.validated(part, context: "download-part")
+        guard let disk = runner.disks.first(where: { $0.name == event.disk }) else {
+            throw BackupError(.unsupportedDisk, "disk '\(event.disk ?? "")' is not on this server")
+        }
+        // Staging on the table's disk (so the final rename stays on one file system), owner-only.
+        let staging = disk.path + "backup/.inplace-staging/" + runner.stagingPrefix(run) + "event-\(event.id)"
+        try? FileManager.default.removeItem(atPath: staging)
+        try FileSystem.makeFolders(staging, mode: 0o700)
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        let fetched = try await runner.source.fetchPart(database: event.database, table: event.table,
+                                                        disk: event.disk ?? "default", part: part, into: staging)
+        let destination = detached + part
+        guard !FileSystem.exists(destination) else {
+            throw BackupError(.io, "\(destination) already exists and is not this restore's; attach or remove it, then replay")
+        }
+        guard rename(fetched.folder, destination) == 0 else {
+            throw FileSystem.ioError("cannot move \(fetched.folder) to \(destination)")
+        }
+        FileSystem.syncFolder(detached)
+        TestCrash.afterEffect("download of \(part) renamed into detached/")
+        return ActionResult(detail: fetched.linked ? "hard-linked" : "\(fetched.bytes) bytes", path: destination)
+    }
+
+    /// Moves a part the table refused out of detached/ into the disk's quarantine folder
+    /// (owner-only, named after the journal's run and the step); says where it went.
+    func quarantine(_ path: String, event: JournalEvent) -> String {
+        guard FileSystem.isFolder(path) else { return "nothing was left in detached/" }
+        guard let disk = runner.disk(holding: path) else { return "the part stays in \(path) for inspection; remove it before restoring this part again" }
+        let root = disk.path + "backup/.inplace-quarantine/"
+        let target = root + runner.stagingPrefix(run) + "event-\(event.id)-" + ((path as NSString).lastPathComponent)
+        do {
+            try FileSystem.makeFolders(root, mode: 0o700)
+            try? FileManager.default.removeItem(atPath: target)
+            guard rename(path, target) == 0 else { throw FileSystem.ioError("cannot move \(path) to \(target)") }
+            return "the part was moved to \(target) for inspection"
+        } catch {
+            return "the part stays in \(path) for inspection (\(error)); remove it before restoring this part again"
+        }
+    }
+
+    func detachedFolders() async throws -> [String] {
+        let tables = try await ClickHouseCatalog(client: client).tables()
+        return tables.first { $0.database == planEvent.database && $0.name == planEvent.table }?.dataPaths ?? []
+    }
+
+    func detachedFolder(_ dataPaths: [String], disk: String?) throws -> String {
+        // A data path belongs to the disk with the longest matching path: another disk may be
+        // mounted inside the default disk's folder.
+        guard let disk = runner.disks.first(where: { $0.name == (disk ?? "default") }),
+              let path = dataPaths.first(where: { runner.disk(holding: $0)?.name == disk.name })
+        else {
+            throw BackupError(.unsupportedDisk, "\(planEvent.database).\(planEvent.table) has no data folder on disk '\(disk ?? "default")'")
+        }
+        let folder = (path.hasSuffix("/") ? path : path + "/") + "detached/"
+        try FileSystem.makeFolders(folder)
+        return folder
+    }
+}
