@@ -41,19 +41,41 @@ struct RestoreScenario {
         }
     }
 
-    /// The same, then changed: `a` lost 4 parts and gained 2, `b` was dropped, `c` emptied and
-    /// refilled with other rows, and with `alterC` given a column the backup lacks (so that
+    /// The same, then changed: `a` lost 5 parts (two whole partitions, and the older part of a
+    /// third, so that the newer one is re-sequenced) and gained 2, `b` was dropped, `c` emptied
+    /// and refilled with other rows, and with `alterC` given a column the backup lacks (so that
     /// `--drop-if-schema-changed` recreates it).
     func changed(alterC: Bool = false) async throws {
         try await original()
         let parts = try await ClickHouseCatalog(client: ch).parts(of: [(db, "a")]).map(\.name)
-        for part in parts.prefix(4) { try await ch.execute("ALTER TABLE \(q(db)).a DROP PART \(ClickHouseSQL.string(part))") }
+        for part in parts.prefix(5) { try await ch.execute("ALTER TABLE \(q(db)).a DROP PART \(ClickHouseSQL.string(part))") }
         try await insert("a", index: 20, month: "2024-05", base: 50_000)
         try await insert("a", index: 21, month: "2024-01", base: 60_000)
         try await ch.execute("DROP TABLE \(q(db)).b SYNC")
         try await ch.execute("TRUNCATE TABLE \(q(db)).c SYNC")
         for index in 30..<33 { try await insert("c", index: index, month: "2024-02", base: index * 1000) }
         if alterC { try await ch.execute("ALTER TABLE \(q(db)).c ADD COLUMN extra UInt8 DEFAULT 1") }
+    }
+
+    /// What a reader sees: per table, rows and a checksum of every row per partition.
+    func contents() async throws -> [String] {
+        var lines: [String] = []
+        for table in Self.tables {
+            let rows = (try? await ch.execute("""
+                SELECT _partition_id, count(), sum(cityHash64(d, id, s)) FROM \(q(db)).\(q(table)) GROUP BY 1 ORDER BY 1
+                """)) ?? "missing\n"
+            lines += rows.split(separator: "\n").map { "\(table) \($0)" }
+        }
+        return lines
+    }
+
+    /// What a restarted server does while no run watches: merges run, and OPTIMIZE FINAL
+    /// merges every partition into one part.
+    func mergeEverything() async throws {
+        for table in Self.tables {
+            _ = try? await ch.execute("SYSTEM START MERGES \(q(db)).\(q(table))")
+            _ = try? await ch.execute("OPTIMIZE TABLE \(q(db)).\(q(table)) FINAL")
+        }
     }
 
     /// Old copies of recreated tables that were not dropped.
@@ -123,6 +145,7 @@ struct RestoreIntegrationTests {
     func endToEnd() async throws {
         let scenario = RestoreScenario(ch: ch, db: TestBed.uniqueName("it_restore"))
         try await scenario.original()
+        let atBackup = try await scenario.contents()
         let name = TestBed.uniqueName("rst")
         let env = ["S3_PATH": "it/\(TestBed.uniqueName("rst"))"]
         #expect(try await CLI.run(["create", "--config", config, "--tables", "\(scenario.db).*", name], environment: env).status == 0)
@@ -140,16 +163,23 @@ struct RestoreIntegrationTests {
         #expect(try await leftovers(scenario, journal: journal) == [])
         let summary = try JSONDecoder().decode(RestoreSummary.self, from: Data(restored.stdout.utf8))
         #expect(summary.state == .done && summary.failed == 0)
-        // a: 2 drops, 4 downloads + attaches; b: create, 8 + 8; c: 3 drops, 8 + 8; a verify-table
-        // each; and 3 plan-table. (a lost whole partitions: nothing to re-sequence.)
-        #expect(summary.events == 3 + (2 + 8 + 1) + (1 + 16 + 1) + (3 + 16 + 1))
+        // a: 2 drops, 5 downloads + attaches, 1 kept part re-sequenced (detach + attach); b:
+        // create, 8 + 8; c: 3 drops, 8 + 8; a verify-table each; and 3 plan-table.
+        #expect(summary.events == 3 + (2 + 10 + 2 + 1) + (1 + 16 + 1) + (3 + 16 + 1))
+
 
         let again = try await CLI.run(["restore", "--config", config, "--journal", journal, "--json", name], environment: env)
         #expect(again.status == 0, "\(again.stderr)")
         #expect(try JSONDecoder().decode(RestoreSummary.self, from: Data(again.stdout.utf8)).events == 0)
 
+        #expect(try await scenario.contents() == atBackup)
         // Every step's transitions are in order and complete.
         let reader = try Journal(path: journal, readOnly: true)
+        // The kept part after a lost one in its partition was re-sequenced, not downloaded.
+        let steps = try await reader.events(summary.run).filter { $0.table == "a" }
+        let detached = steps.filter { $0.kind == .detachPart }.compactMap(\.part)
+        #expect(detached.count == 1)
+        #expect(!steps.contains { $0.kind == .downloadPart && detached.contains($0.part ?? "") })
         for event in try await reader.events(summary.run) {
             let steps = try await reader.transitions(event.id).map(\.to)
             // An attach records the name ClickHouse gave the part (still started) before its check.
@@ -228,6 +258,75 @@ struct RestoreIntegrationTests {
 }
 
 extension RestoreIntegrationTests {
+    /// Kills the restore right after each side effect returned and before the journal recorded it
+    /// (INPLACE_TEST_CRASH_AFTER_EFFECT: a test-only switch, since a crash at that instant
+    /// cannot be made to happen otherwise), then does what a restarted server does (merges
+    /// start again, OPTIMIZE FINAL merges every partition), then resumes.
+    @Test("killed after every side effect, before the journal knows, then merged: resume ends equal to the backup, no row twice")
+    func crashAfterEffects() async throws {
+        let scenario = RestoreScenario(ch: ch, db: TestBed.uniqueName("it_effect"))
+        try await scenario.original()
+        let atBackup = try await scenario.contents()
+        let name = TestBed.uniqueName("effect")
+        let env = ["S3_PATH": "it/\(TestBed.uniqueName("effect"))"]
+        #expect(try await CLI.run(["create", "--config", config, "--tables", "\(scenario.db).*", name], environment: env).status == 0)
+        #expect(try await CLI.run(["upload", "--config", config, name], environment: env).status == 0)
+        let layout = LocalBackupLayout(disks: try await ClickHouseCatalog(client: ch).disks())
+        try FileManager.default.removeItem(atPath: layout.folder(name))
+        let backup = RemoteBackupSource(name: name, store: RemoteBackupStore(s3: try bed.s3(), path: env["S3_PATH"]!))
+
+        var k = 1
+        var kills = 0
+        var replanned = 0
+        var effects: Set<String> = []
+        while true {
+            try await scenario.changed(alterC: true)
+            let folder = try TemporaryFolder()
+            defer { folder.remove() }
+            let journal = folder.path("journal.sqlite")
+            var crashEnv = env
+            crashEnv["INPLACE_TEST_CRASH_AFTER_EFFECT"] = String(k)
+            let crashed = try await CLI.run(["restore", "--config", config, "--journal", journal, "--drop-if-schema-changed", name],
+                                            environment: crashEnv)
+            if crashed.status == 0 {
+                #expect(try await scenario.contents() == atBackup)
+                break  // k is past the last side effect: the matrix is complete
+            }
+            kills += 1
+            #expect(crashed.status == 9 || crashed.status == 137, "k=\(k): \(crashed.stderr)")
+            if let line = crashed.stderr.split(separator: "\n").first(where: { $0.contains("test crash after side effect") }) {
+                effects.insert(String(line.split(separator: ":").dropFirst(2).first ?? "").split(separator: " ").prefix(2).joined(separator: " "))
+            } else {
+                Issue.record("k=\(k): killed without the crash switch's line: \(crashed.stderr)")
+            }
+            try await scenario.mergeEverything()
+            let resumed = try await CLI.run(["resume", "--config", config, "--journal", journal, "--json"], environment: env)
+            #expect(resumed.status == 0, "k=\(k): \(resumed.stdout) \(resumed.stderr)")
+            #expect(try await scenario.contents() == atBackup, "k=\(k)")
+            #expect(try await scenario.differences(from: backup) == [], "k=\(k)")
+            #expect(try await leftovers(scenario, journal: journal) == [], "k=\(k)")
+            #expect(try await scenario.asideTables() == [], "k=\(k): an old copy left")
+            let reader = try Journal(path: journal, readOnly: true)
+            var superseded = 0
+            for event in try await reader.events(1) {
+                let steps = try await reader.transitions(event.id).map(\.to)
+                if event.state == .superseded {
+                    superseded += 1
+                    continue
+                }
+                #expect(steps.last == .done, "k=\(k) \(event.kind.rawValue) \(event.part ?? ""): \(steps)")
+                if event.kind == .downloadPart, let first = steps.firstIndex(of: .done) {
+                    #expect(!steps[(first + 1)...].contains(.started), "k=\(k): download of \(event.part ?? "") repeated")
+                }
+            }
+            if superseded > 0 { replanned += 1 }
+            k += 1
+        }
+        print("crash matrix after side effects: \(kills) kill points (\(effects.sorted().joined(separator: ", "))), merged before each resume; \(replanned) resumes planned a table again; each ended equal to the backup")
+        #expect(kills >= 30, "the matrix covered \(kills) kill points")
+        _ = try? await ch.execute("DROP DATABASE \(q(scenario.db)) SYNC")
+    }
+
     @Test("killed at random moments mid-download (large parts from S3), the restore resumes to the backup")
     func randomKillsMidDownload() async throws {
         let db = TestBed.uniqueName("it_kill")

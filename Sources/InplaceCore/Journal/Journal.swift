@@ -440,15 +440,16 @@ public actor Journal {
         }
     }
 
-    /// Whether a superseded download of this run and table began (so that a folder of its part
-    /// in detached/ is this run's: a download refuses to start over a folder it did not make),
-    /// which a new plan's download of the same part takes instead of fetching it again.
-    public func supersededDownload(_ run: Int64, database: String, table: String, part: String) throws -> Bool {
+    /// Whether another download of this part in this run and table began before (one of a
+    /// plan that was made again), so that a folder of the part in detached/ is this run's: a
+    /// download refuses to start over a folder it did not make. A new plan's download of the
+    /// same part takes it instead of fetching it again.
+    public func earlierDownload(_ run: Int64, database: String, table: String, part: String, other event: Int64) throws -> Bool {
         try read {
             try db.query("""
                 SELECT 1 FROM events WHERE run_id = ? AND database_name = ? AND table_name = ? AND kind = 'download-part'
-                  AND part = ? AND state = 'superseded' AND attempts > 0 LIMIT 1
-                """, bindings: [run, database, table, part]) { $0.int(0) }.isEmpty == false
+                  AND part = ? AND id != ? AND attempts > 0 LIMIT 1
+                """, bindings: [run, database, table, part, event]) { $0.int(0) }.isEmpty == false
         }
     }
 

@@ -14,8 +14,8 @@
 ///    changed the table: it is planned again. Without a recorded name: a part still in
 ///    `detached/` is attached; a part gone from there was attached and not recorded: the one
 ///    active part of its partition and identity that no step and no kept part claims is it, and
-///    is recorded and checked; when there is none, the part is not in the table and is fetched
-///    again (a local one, from a detach, cannot be: the table is planned again).
+///    is recorded and checked; when there is none, it is not in the table as attached (merged,
+///    even alone, or removed): the table is planned again, which compares it by content.
 /// 4. detach-part: done when the part is gone from the table and in `detached/`; detached
 ///    again while still active; gone from both (merged away) means planning again.
 /// 5. drop-part: done when the part is no longer active and no active part covers its blocks;
@@ -69,8 +69,6 @@ public enum ResumeDecision {
         case run
         /// attach-part: the part is attached as this name: record it (if not yet) and check it.
         case check(String)
-        /// attach-part: the part is neither in `detached/` nor in the table: download it again, then attach.
-        case refetch(String)
         /// The table no longer holds what its plan was made from: plan it again.
         case replan(String)
     }
@@ -104,7 +102,7 @@ public enum ResumeDecision {
         }
         if seen.inDetached { return .run }
         if let found = seen.unclaimed { return .check(found) }
-        if facts.local { return .replan("the detached live part is neither in detached/ nor in the table") }
-        return .refetch("the part is neither in detached/ nor in the table")
+        return .replan(facts.local ? "the re-sequenced kept part is neither in detached/ nor found in the table"
+            : "the part is neither in detached/ nor found in the table as attached (merged since, or removed)")
     }
 }

@@ -90,7 +90,7 @@ extension TableRestore {
         for _ in 0..<Self.statementWaits {
             switch try await decide() {
             case .done: return true
-            case .run, .check, .refetch: return false
+            case .run, .check: return false
             case .replan(let why): throw TableNeedsReplan(reason: why)
             case .wait: try await Task.sleep(for: .seconds(1))
             }
@@ -114,11 +114,11 @@ extension TableRestore {
         }
     }
 
-    /// Parts that superseded downloads left in detached/ and the new plan does not download.
+    /// Parts that downloads of the first plan left in detached/ and the new plan does not download.
     func removeUnusedDownloads(keeping parts: Set<String>) async throws {
         let detached = try await detachedFolders()
         for event in try await journal.events(run, database: planEvent.database, table: planEvent.table)
-        where event.kind == .downloadPart && event.state == .superseded && event.attempts > 0 {
+        where event.kind == .downloadPart && event.attempts > 0 {
             guard let part = event.part, !parts.contains(part) else { continue }
             let folder = try detachedFolder(detached, disk: event.disk) + part
             if FileSystem.isFolder(folder) { try? FileManager.default.removeItem(atPath: folder) }

@@ -39,7 +39,7 @@ extension TableRestore {
                 if ready && first.kind == .detachPart && first.state != .done {
                     ready = try await detachStep(first, folder: folder)
                 }
-                let brought = ready ? try await attachStep(attach, first: first, folder: folder) : false
+                let brought = ready ? try await attachStep(attach, folder: folder) : false
                 if !ready && attach.state != .failed {
                     try await journal.transition(attach.id, to: .failed, error: first.kind == .downloadPart ? "its download failed" : "its detach failed")
                 }
@@ -60,9 +60,9 @@ extension TableRestore {
         let folder = try detachedFolder(detached, disk: download.disk)
         let target = folder + (download.part ?? "")
         if download.state == .pending && download.attempts == 0 && FileSystem.exists(target) {
-            if try await journal.supersededDownload(run, database: planEvent.database, table: planEvent.table,
-                                                    part: download.part ?? "") {
-                try await journal.transition(download.id, to: .done, detail: "complete in detached/, fetched by a superseded step of this run", path: target)
+            if try await journal.earlierDownload(run, database: planEvent.database, table: planEvent.table,
+                                                 part: download.part ?? "", other: download.id) {
+                try await journal.transition(download.id, to: .done, detail: "complete in detached/, fetched by this run before its table was planned again", path: target)
                 return true
             }
             // Refused before it starts, so that a folder found there on resume is known to be
@@ -103,7 +103,7 @@ extension TableRestore {
     }
 
     /// One attach step, by the protocol above; whether it ended done.
-    private func attachStep(_ attach: JournalEvent, first: JournalEvent, folder: String) async throws -> Bool {
+    private func attachStep(_ attach: JournalEvent, folder: String) async throws -> Bool {
         let local = attach.detail == Self.localAttach
         var recorded = attach.newPart
         var begun = attach.state == .started || attach.state == .interrupted || attach.attempts > 0
@@ -118,11 +118,6 @@ extension TableRestore {
                     if recorded != name {
                         try await journal.transition(attach.id, to: .started, detail: "attached as \(name) (found on resume: the active part of its partition and identity that no other step claims)", newPart: name)
                         recorded = name
-                    }
-                case .refetch(let why):
-                    guard try await refetch(first, folder: folder, because: why) else {
-                        try await journal.transition(attach.id, to: .failed, error: "its download failed")
-                        return false
                     }
                 case .replan(let why): throw TableNeedsReplan(reason: why)
                 case .done, .run, .wait: break
@@ -242,18 +237,6 @@ extension TableRestore {
     }
 
     static let repairAdvice = "repair the backup (or take this part from another), then `inplace journal replay RUN --failed`"
-
-    /// An attach's part is neither in detached/ nor in the table: its download runs again.
-    private func refetch(_ download: JournalEvent, folder: String, because why: String) async throws -> Bool {
-        let current = try await journal.event(download.id) ?? download
-        try await journal.transition(current.id, to: .pending, detail: "downloaded again: \(why)")
-        var pending = current
-        pending.state = .pending
-        pending.attempts = 0
-        return try await transfers.withSlot {
-            try await perform(pending, check: { false }, action: { try await self.download(pending, into: folder) })
-        }
-    }
 
     private func download(_ event: JournalEvent, into detached: String) async throws -> ActionResult {
         let part = event.part ?? ""

@@ -19,16 +19,19 @@ extension TableRestore {
                     throw BackupError(.io, "both \(qualified) and \(oldAside) exist; look at both, drop the one that is not wanted, then replay")
                 }
                 try await client.execute("RENAME TABLE \(qualified) TO \(oldAside)")
+                TestCrash.afterEffect("RENAME TABLE \(qualified) TO \(oldAside)")
             }
             // The backup's CREATE may name the old table's UUID, which the renamed copy still holds.
             if let uuid = try await tableUUID(aside), table.contains(uuid) {
                 table = table.replacingOccurrences(of: " UUID '\(uuid)'", with: "")
             }
             try await client.execute(table)
+            TestCrash.afterEffect("CREATE TABLE \(qualified)")
             return ActionResult(detail: "created; the old table waits as \(aside) until every part is attached")
         }
         if statement.dropFirst { try await client.execute("DROP TABLE IF EXISTS \(qualified) SYNC") }
         try await client.execute(table)
+        TestCrash.afterEffect("CREATE TABLE \(qualified)")
         return ActionResult(detail: statement.dropFirst ? "dropped and created" : "created")
     }
 
@@ -38,6 +41,7 @@ extension TableRestore {
             throw BackupError(.invalidMetadata, "drop-table step \(event.id) names no table kept aside")
         }
         try await client.execute("DROP TABLE IF EXISTS \(ClickHouseSQL.qualified(event.database, aside)) SYNC")
+        TestCrash.afterEffect("DROP TABLE \(aside)")
         return ActionResult(detail: "dropped \(aside)")
     }
 
