@@ -74,37 +74,41 @@ public struct TableComparison: Sendable, Equatable {
                                identityKind: identityKind)
     }
 
-    /// Steps 1 and 2: pairs parts by (partition, identity), each identity a queue in min-block order.
+    /// Steps 1 and 2: both sides sorted by (partition, identity, min block) and merged, so equal
+    /// identities pair in min-block order and a million parts need no table of queues.
     private static func matchContent(_ backup: [Part], _ live: [Part]) -> [TableDifference] {
-        struct Key: Hashable {
-            let partition: String
-            let identity: String
+        let byContent: (Part, Part) -> Bool = {
+            ($0.partition, $0.identity, $0.minBlock, $0.name) < ($1.partition, $1.identity, $1.minBlock, $1.name)
         }
-        var queues: [Key: [Int]] = [:]
-        for (index, part) in live.enumerated() {
-            queues[Key(partition: part.partition, identity: part.identity), default: []].append(index)
-        }
-        var heads: [Key: Int] = [:]
-        var paired = [Bool](repeating: false, count: live.count)
+        let wanted = backup.sorted(by: byContent)
+        let have = live.sorted(by: byContent)
         var found: [TableDifference] = []
-        for part in backup {
-            let key = Key(partition: part.partition, identity: part.identity)
-            let head = heads[key, default: 0]
-            guard let queue = queues[key], head < queue.count else {
-                found.append(.missing(part))
-                continue
+        var b = 0
+        var l = 0
+        while b < wanted.count || l < have.count {
+            let order = b == wanted.count ? 1 : l == have.count ? -1 : compare(wanted[b], have[l])
+            if order < 0 {
+                found.append(.missing(wanted[b]))
+                b += 1
+            } else if order > 0 {
+                found.append(.extra(have[l]))
+                l += 1
+            } else {
+                if let rows = wanted[b].rows, let liveRows = have[l].rows, rows != liveRows {
+                    found.append(.rows(backup: wanted[b], live: have[l]))
+                }
+                b += 1
+                l += 1
             }
-            heads[key] = head + 1
-            let match = live[queue[head]]
-            paired[queue[head]] = true
-            if let rows = part.rows, let liveRows = match.rows, rows != liveRows {
-                found.append(.rows(backup: part, live: match))
-            }
-        }
-        for (index, part) in live.enumerated() where !paired[index] {
-            found.append(.extra(part))
         }
         return found
+    }
+
+    /// -1, 0 or 1 as `a`'s (partition, identity) sorts before, with or after `b`'s.
+    private static func compare(_ a: Part, _ b: Part) -> Int {
+        if a.partition != b.partition { return a.partition < b.partition ? -1 : 1 }
+        if a.identity != b.identity { return a.identity < b.identity ? -1 : 1 }
+        return 0
     }
 
     /// Step 3, over both sides sorted by (partition, min block): the partitions not in `unequal`
