@@ -14,7 +14,7 @@ struct Inplace: AsyncParsableCommand {
             """,
         version: InplaceVersion.current,
         subcommands: [ConfigCommand.self, Create.self, Upload.self, List.self, PlanCommand.self, RestoreCommand.self,
-                      ResumeCommand.self, JournalCommand.self]
+                      ResumeCommand.self, VerifyCommand.self, JournalCommand.self]
     )
 }
 

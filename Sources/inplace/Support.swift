@@ -30,6 +30,8 @@ enum Exit {
     static let restoreIncomplete: Int32 = 12
     static let interrupted: Int32 = 13
     static let journal: Int32 = 14
+    /// `verify`: the live tables differ from the backup.
+    static let differs: Int32 = 15
 
     /// Prints `error` for an operator and returns the exit code for it.
     static func report(_ error: any Error) -> ExitCode {

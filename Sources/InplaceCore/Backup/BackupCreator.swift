@@ -9,7 +9,8 @@ import Logging
 /// 3. Per MergeTree table (several at once): read its parts (with hashes), FREEZE WITH NAME a
 ///    random name, read the active parts again (`current_parts`), move the frozen part folders
 ///    into the backup's shadow folder (same disk, a rename), UNFREEZE, then write the table's
-///    JSON with sizes, `hash_of_all_files` and `checksums` (CRC-64 of checksums.txt).
+///    JSON with sizes, `hash_of_all_files`, `checksums` (CRC-64 of checksums.txt) and the rows
+///    of each part (`part_rows`, read by `inplace verify`).
 ///    Other tables, and every table with `--schema`, get their JSON only.
 /// 4. Write `metadata.json` last, durably: a backup without it is incomplete, and is listed so.
 /// On failure the half-made backup folder is removed.
@@ -166,12 +167,12 @@ public struct BackupCreator: Sendable {
         do {
             let after = try await catalog.parts(of: [(table.database, table.name)], activeOnly: true)
             record(current: after, in: &metadata)
-            var hashes: [String: String] = [:]
-            for part in before + after where !part.hash.isEmpty { hashes[part.name] = part.hash }
+            let (hashes, rows) = Self.hashesAndRows(before + after)
             var parts: [String: [BackupPart]] = [:]
             var sizes: [String: Int64] = [:]
             var checksums: [String: UInt64] = [:]
             var partHashes: [String: String] = [:]
+            var partRows: [String: UInt64] = [:]
             for dataPath in table.dataPaths {
                 guard let disk = disks.filter({ dataPath.hasPrefix($0.path) }).max(by: { $0.path.count < $1.path.count })
                 else { continue }
@@ -196,6 +197,7 @@ public struct BackupCreator: Sendable {
                     sizes[disk.name, default: 0] += size
                     checksums[part.name] = CRC64.checksum(try FileSystem.readFile(destination + "/checksums.txt"))
                     if let hash = hashes[part.name] { partHashes[part.name] = hash }
+                    if let count = rows[part.name] { partRows[part.name] = count }
                 }
             }
             metadata.parts = parts
@@ -203,6 +205,7 @@ public struct BackupCreator: Sendable {
             metadata.total_bytes = UInt64(sizes.values.reduce(0, +))
             metadata.checksums = checksums
             metadata.hash_of_all_files = partHashes
+            metadata.part_rows = partRows
         } catch {
             // In a task of its own: this one may be cancelled (a sibling table failed), and the
             // frozen hard links must not stay behind pinning disk space.
@@ -213,6 +216,17 @@ public struct BackupCreator: Sendable {
             throw error
         }
         try await client.execute("ALTER TABLE \(qualified) UNFREEZE WITH NAME \(ClickHouseSQL.string(freezeName))")
+    }
+
+    /// Part name -> `hash_of_all_files` (where known) and rows, from system.parts.
+    private static func hashesAndRows(_ parts: [ClickHouseCatalog.Part]) -> ([String: String], [String: UInt64]) {
+        var hashes: [String: String] = [:]
+        var rows: [String: UInt64] = [:]
+        for part in parts {
+            if !part.hash.isEmpty { hashes[part.name] = part.hash }
+            rows[part.name] = part.rows
+        }
+        return (hashes, rows)
     }
 
     /// FREEZE WITH NAME; false when the table no longer exists.

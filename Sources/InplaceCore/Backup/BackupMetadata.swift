@@ -140,6 +140,9 @@ public struct TableMetadata: Codable, Sendable, Equatable {
     public var current_parts: [String: [BackupPart]]?
     /// `inplace`'s addition: hashes of `current_parts`.
     public var current_hash_of_all_files: [String: String]?
+    /// `inplace`'s addition: part name -> rows, for the parts in `parts` (`inplace verify`
+    /// compares them). Absent in clickhouse-backup's backups.
+    public var part_rows: [String: UInt64]?
 
     public init(database: String, table: String, query: String) {
         self.database = database
