@@ -147,6 +147,41 @@ struct SchemaMutationTests {
         }
     }
 
+    @Test("a table recreated with the same DDL written another way is not refused, and its parts are kept")
+    func equivalentDDL() async throws {
+        let bed = try Bed("it_same_ddl")
+        let columns = """
+            (`odd name` String DEFAULT 'ORDER BY x', d Date, ver UInt32 CODEC(Delta, ZSTD(3)), n Nullable(String),
+             lc LowCardinality(String), k UInt64 DEFAULT cityHash64(d, 'PARTITION BY ('))
+            """
+        let before = "ReplacingMergeTree(ver) PARTITION BY toYYYYMM(d) ORDER BY (k, d, `odd name`) SAMPLE BY k SETTINGS index_granularity = 4096"
+        let after = """
+            ReplacingMergeTree(`ver`) PARTITION BY (toYYYYMM(`d`)) PRIMARY KEY tuple(k, d, `odd name`)
+            ORDER BY tuple(`k`, `d`, `odd name`) SAMPLE BY (`k`)
+            SETTINGS index_granularity = 4096, merge_with_ttl_timeout = 3600 COMMENT 'PARTITION BY x ORDER BY y'
+            """
+        try await bed.run {
+            try await bed.ch.execute("CREATE DATABASE \(q(bed.db))")
+            func make(_ storage: String) async throws {
+                try await bed.ch.execute("CREATE TABLE \(q(bed.db)).t \(columns) ENGINE = \(storage)")
+                try await bed.ch.execute("SYSTEM STOP MERGES \(q(bed.db)).t")
+                for month in ["2024-01", "2024-02"] {
+                    try await bed.ch.execute("INSERT INTO \(q(bed.db)).t (`odd name`, d, ver, n, lc) SELECT toString(number), toDate('\(month)-01') + number % 20, 1, NULL, 'x' FROM numbers(30)")
+                }
+            }
+            try await make(before)
+            let created = try await CLI.run(["create", "--config", bed.config, "--tables", "\(bed.db).*", bed.name])
+            try #require(created.status == 0, "\(created.stderr)")
+            try await bed.ch.execute("DROP TABLE \(q(bed.db)).t SYNC")
+            try await make(after)
+            #expect(try await bed.createQuery("t").contains("COMMENT"), "the table was recreated with the other text")
+            let (planned, plan) = try await bed.plan()
+            #expect(planned.status == 0, "\(planned.all)")
+            let table = try #require(plan?.tables.first, "\(planned.stdout)")
+            #expect(table.refused == nil && !table.recreate && table.keep.count == 2, "\(planned.stdout)")
+        }
+    }
+
     /// One table with a backup and, after it, an unfinished mutation: merges stopped, so it
     /// waits, and `mutations_sync = 0`, so no client waits for it (a client waiting on a
     /// mutation behind stopped merges can hang the test bed's engine). Returns its id.
