@@ -93,14 +93,14 @@ struct PlannerSchemaTests {
 
     // MARK: The plan
 
-    func backup(_ query: String, mutations: [Mutation] = []) -> BackupTableState {
+    func backup(_ query: String, mutations: [TablePlan.Mutation] = []) -> BackupTableState {
         var state = BackupTableState(database: "db", table: "t", query: query,
                                      parts: [.init(name: "all_1_1_0", disk: "default", hash: "aa", checksumsCRC: nil, bytes: 10)])
         state.mutations = mutations
         return state
     }
 
-    func live(_ query: String, mutations: [Mutation] = []) -> LiveState {
+    func live(_ query: String, mutations: [TablePlan.Mutation] = []) -> LiveState {
         let part = LiveState.Part(name: "all_1_1_0", partitionID: "all", disk: "default", hash: "aa", bytes: 10)
         return LiveState(databases: ["db": "Atomic"],
                          tables: [TableKey("db", "t"): .init(engine: "MergeTree", createQuery: query, parts: [part],
@@ -121,8 +121,8 @@ struct PlannerSchemaTests {
         #expect(forced.refused == nil && forced.recreate && forced.download.map(\.name) == ["all_1_1_0"] && forced.keep.isEmpty)
     }
 
-    static let mutations = [Mutation(id: "mutation_7.txt", command: "(UPDATE b = 'x' WHERE 1)"),
-                            Mutation(id: "mutation_9.txt", command: "(DELETE WHERE a = 1)")]
+    static let mutations = [TablePlan.Mutation(id: "mutation_7.txt", command: "(UPDATE b = 'x' WHERE 1)"),
+                            TablePlan.Mutation(id: "mutation_9.txt", command: "(DELETE WHERE a = 1)")]
 
     @Test("a live table with unfinished mutations is refused with their ids, commands and how to kill them")
     func liveMutationsRefuse() throws {
