@@ -17,7 +17,7 @@ struct PlanCommand: AsyncParsableCommand {
     var tables: String?
     @Option(help: "Read the backup from local or remote (default: local if it exists there, else remote).")
     var from: BackupLocation?
-    @Flag(help: "Plan to drop and recreate tables whose columns differ from the backup's, instead of refusing them.")
+    @Flag(help: "Plan to drop and recreate tables whose schema (columns, engine, keys) differs from the backup's, instead of refusing them.")
     var dropIfSchemaChanged = false
     @Flag(help: "Plan the classic restore: drop each table and restore all its parts.")
     var full = false
@@ -25,6 +25,8 @@ struct PlanCommand: AsyncParsableCommand {
     var ignoreDiskSpace = false
     @Flag(help: "Plan drops before downloads (frees disk first; see restore --help).")
     var dropFirst = false
+    @Flag(help: "Plan to kill a table's unfinished mutations before restoring it, instead of refusing the table.")
+    var killMutations = false
     @Flag(help: "Print the plan as JSON on standard output (documented in README.md).")
     var json = false
     @Argument(help: "The backup's name.")
@@ -40,7 +42,7 @@ struct PlanCommand: AsyncParsableCommand {
             let result = try await PlanBuilder(client: client).build(.init(
                 source: source, tables: TablePattern(tables), skipTables: config.clickhouse.skipTables,
                 options: PlanOptions(dropIfSchemaChanged: dropIfSchemaChanged, full: full, ignoreDiskSpace: ignoreDiskSpace,
-                                     dropFirst: dropFirst),
+                                     dropFirst: dropFirst, killMutations: killMutations),
                 concurrency: config.general.downloadConcurrency * 2))
             let threeWay = result.tables.allSatisfy { $0.current_parts != nil || ($0.parts ?? [:]).isEmpty }
             if json {

@@ -32,7 +32,7 @@ struct RestoreCommand: AsyncParsableCommand {
     var schema = false
     @Flag(help: "Accepted as in clickhouse-backup; in-place is the default.")
     var restoreInPlace = false
-    @Flag(help: "Drop and recreate tables whose columns differ from the backup's (else they are refused).")
+    @Flag(help: "Drop and recreate tables whose schema (columns, engine, keys) differs from the backup's (else they are refused).")
     var dropIfSchemaChanged = false
     @Flag(help: "The classic restore: drop each selected table and restore all its parts.")
     var full = false
@@ -40,6 +40,8 @@ struct RestoreCommand: AsyncParsableCommand {
     var ignoreDiskSpace = false
     @Flag(help: "Drop a table's surplus parts before downloading, to free disk space first. By default drops wait until every backup part of the table is attached and verified, so a damaged backup never costs live data.")
     var dropFirst = false
+    @Flag(help: "Kill a table's unfinished mutations (system.mutations) before restoring it; without it such a table is refused, since its mutations would go on changing the parts the restore keeps.")
+    var killMutations = false
     @Option(help: "Transfers and tables at once (default: general.download_concurrency).")
     var concurrency: Int?
     @Flag(help: "Start a new run even when an unfinished run of this backup and options is in the journal.")
@@ -63,7 +65,7 @@ struct RestoreCommand: AsyncParsableCommand {
             let options = RestoreOptions(
                 tables: tables, dropIfSchemaChanged: dropIfSchemaChanged, full: full, dataOnly: data, schemaOnly: schema,
                 ignoreDiskSpace: ignoreDiskSpace, concurrency: concurrency ?? config.general.downloadConcurrency,
-                dropFirst: dropFirst)
+                dropFirst: dropFirst, killMutations: killMutations)
             let source = try await openBackup(name, from: from, layout: layout,
                                               remote: try remoteStore(config, required: from == .remote))
             let journal = try Journal(path: journalOptions.path(layout))
@@ -79,7 +81,7 @@ struct RestoreCommand: AsyncParsableCommand {
             let planned = try await PlanBuilder(client: client).build(.init(
                 source: source, tables: TablePattern(tables), skipTables: config.clickhouse.skipTables,
                 options: PlanOptions(dropIfSchemaChanged: dropIfSchemaChanged, full: full, ignoreDiskSpace: ignoreDiskSpace,
-                                     dropFirst: dropFirst, dataOnly: data),
+                                     dropFirst: dropFirst, dataOnly: data, killMutations: killMutations),
                 concurrency: options.concurrency * 2))
             if let refused = planned.plan.refused {
                 FileHandle.standardError.write(Data("inplace: error: nothing was changed: \(refused)\n".utf8))

@@ -90,8 +90,7 @@ public struct ClickHouseCatalog: Sendable {
         async throws(ClickHouseError) -> [Part]
     {
         guard !tables.isEmpty else { return [] }
-        let keys = "[" + tables.map { "(\(Self.parameterString($0.database)),\(Self.parameterString($0.table)))" }
-            .joined(separator: ",") + "]"
+        let keys = Self.tupleLiteral(tables)
         return try await client.tsvRows(
             """
             SELECT database, table, name, partition_id, disk_name, path, lower(hash_of_all_files),
@@ -101,6 +100,34 @@ public struct ClickHouseCatalog: Sendable {
             ORDER BY database, table, partition_id, min_block_number, name
             """, as: PartRow.self, parameters: ["keys": keys]
         ).map(\.part)
+    }
+
+    /// An unfinished mutation (`system.mutations`, `is_done = 0`).
+    public struct Mutation: Sendable, Equatable {
+        public var database: String
+        public var table: String
+        public var id: String
+        public var command: String
+    }
+
+    /// Unfinished mutations of the given tables (all of them in one query: system.mutations
+    /// reads every table's mutations whatever the filter), oldest first per table.
+    public func unfinishedMutations(of tables: [(database: String, table: String)])
+        async throws(ClickHouseError) -> [Mutation]
+    {
+        guard !tables.isEmpty else { return [] }
+        return try await client.tsvRows(
+            """
+            SELECT database, table, mutation_id, command FROM system.mutations
+            WHERE is_done = 0 AND (database, table) IN {keys:Array(Tuple(String, String))}
+            ORDER BY database, table, create_time, mutation_id
+            """, as: MutationRow.self, parameters: ["keys": Self.tupleLiteral(tables)]
+        ).map(\.mutation)
+    }
+
+    /// A ClickHouse array literal of (database, table) tuples, for an `Array(Tuple(String, String))` parameter.
+    static func tupleLiteral(_ tables: [(database: String, table: String)]) -> String {
+        "[" + tables.map { "(\(parameterString($0.database)),\(parameterString($0.table)))" }.joined(separator: ",") + "]"
     }
 
     /// A ClickHouse array literal of strings, for an `Array(String)` query parameter.
@@ -140,6 +167,14 @@ public struct ClickHouseCatalog: Sendable {
         init(row: TSVRow) throws {
             table = Table(database: try row.string(0), name: try row.string(1), engine: try row.string(2),
                           createQuery: try row.string(3), uuid: try row.string(4), dataPaths: try row.stringArray(5))
+        }
+    }
+
+    private struct MutationRow: TSVDecodable, Sendable {
+        let mutation: Mutation
+        init(row: TSVRow) throws {
+            mutation = Mutation(database: try row.string(0), table: try row.string(1), id: try row.string(2),
+                                command: try row.string(3))
         }
     }
 

@@ -97,7 +97,7 @@ public enum CreateQuery {
         return out
     }
 
-    private static func unquote(_ name: String) -> String {
+    static func unquote(_ name: String) -> String {
         guard name.count >= 2, let first = name.first, first == "`" || first == "\"", name.last == first else { return name }
         var out = ""
         var escaped = false

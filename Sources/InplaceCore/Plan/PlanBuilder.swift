@@ -7,7 +7,8 @@ import Logging
 /// 2. Read the backup's metadata and the selected tables' JSON (several at once).
 /// 3. Check that the data of every listed part is in the backup (local: the part folders;
 ///    remote: one listing of the backup's shadow folder).
-/// 4. Read the live state with four queries for the whole run: disks, databases, tables, parts.
+/// 4. Read the live state with five queries for the whole run: disks, databases, tables, parts
+///    and unfinished mutations.
 /// 5. For tables whose backup has no `hash_of_all_files`, read the CRC-64 of each live part's
 ///    checksums.txt from disk, so both sides are compared the same way.
 /// 6. Plan.
@@ -72,7 +73,7 @@ public struct PlanBuilder: Sendable {
         return Result(plan: plan, backup: backup, tables: loaded.map(\.0), live: live, serverVersion: version)
     }
 
-    /// Four queries, whatever the number of tables.
+    /// Five queries, whatever the number of tables.
     func liveState(for tables: [TableMetadata]) async throws -> LiveState {
         let catalog = ClickHouseCatalog(client: client)
         let disks = try await catalog.disks()
@@ -80,6 +81,11 @@ public struct PlanBuilder: Sendable {
         let wanted = Set(tables.map { TableKey($0.database, $0.table) })
         let liveTables = try await catalog.tables().filter { wanted.contains(TableKey($0.database, $0.name)) }
         let parts = try await catalog.parts(of: liveTables.map { ($0.database, $0.name) })
+        var mutations: [TableKey: [TablePlan.Mutation]] = [:]
+        for mutation in try await catalog.unfinishedMutations(of: liveTables.map { ($0.database, $0.name) }) {
+            mutations[TableKey(mutation.database, mutation.table), default: []].append(
+                TablePlan.Mutation(id: mutation.id, command: mutation.command))
+        }
         let withoutHashes = Set(tables.filter { table in
             (table.parts ?? [:]).values.joined().contains { table.hash_of_all_files?[$0.name] == nil }
         }.map { TableKey($0.database, $0.table) })
@@ -100,7 +106,8 @@ public struct PlanBuilder: Sendable {
         var byKey: [TableKey: LiveState.Table] = [:]
         for table in liveTables {
             let key = TableKey(table.database, table.name)
-            byKey[key] = LiveState.Table(engine: table.engine, createQuery: table.createQuery, parts: partsByTable[key] ?? [])
+            byKey[key] = LiveState.Table(engine: table.engine, createQuery: table.createQuery, parts: partsByTable[key] ?? [],
+                                         mutations: mutations[key] ?? [])
         }
         return LiveState(databases: Dictionary(databases.map { ($0.name, $0.engine) }, uniquingKeysWith: { a, _ in a }),
                          tables: byKey,
@@ -121,6 +128,7 @@ public struct PlanBuilder: Sendable {
             metadataOnly: table.metadata_only ?? false, parts: parts(table.parts, hashes: table.hash_of_all_files),
             currentParts: table.current_parts.map { parts($0, hashes: table.current_hash_of_all_files) },
             missingData: missing)
+        state.mutations = (table.mutations ?? []).map { TablePlan.Mutation(id: $0.mutation_id, command: $0.command) }
         let required = (table.parts ?? [:]).values.joined().filter { $0.isRequired && missing.contains($0.name) }
         if !required.isEmpty {
             state.missingDataNote = "\(required.count) of the backup's missing part(s) are marked required: their data is in its base backup '\(requiredBackup ?? "")' (required_backup), which is missing or lacks them; put the base backup back, or restore from a full backup"

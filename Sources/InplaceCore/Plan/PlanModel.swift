@@ -17,6 +17,9 @@ public struct BackupTableState: Sendable {
     public var missingData: Set<String>
     /// Why some of that data is missing, when the backup says (its required_backup).
     public var missingDataNote: String?
+    /// Mutations unfinished when the backup was made (`mutations`), which clickhouse-backup
+    /// re-applies after the data.
+    public var mutations: [TablePlan.Mutation] = []
 
     public struct Part: Sendable, Hashable {
         public var name: String
@@ -59,10 +62,13 @@ public struct LiveState: Sendable {
         public var engine: String
         public var createQuery: String
         public var parts: [Part]
-        public init(engine: String, createQuery: String, parts: [Part]) {
+        /// Unfinished mutations (`system.mutations`, `is_done = 0`), oldest first.
+        public var mutations: [TablePlan.Mutation]
+        public init(engine: String, createQuery: String, parts: [Part], mutations: [TablePlan.Mutation] = []) {
             self.engine = engine
             self.createQuery = createQuery
             self.parts = parts
+            self.mutations = mutations
         }
     }
 
@@ -107,7 +113,8 @@ public struct TableKey: Hashable, Sendable, Comparable, Codable {
 }
 
 public struct PlanOptions: Sendable {
-    /// Drop and recreate a table whose columns differ from the backup's (instead of refusing it).
+    /// Drop and recreate a table whose schema (columns, engine, keys) differs from the backup's
+    /// (instead of refusing it).
     public var dropIfSchemaChanged = false
     /// Restore every part of each table (the classic restore): drop the table, create it, download all.
     /// With `dataOnly`: no table is dropped or created; every live part is replaced by the backup's.
@@ -124,9 +131,13 @@ public struct PlanOptions: Sendable {
     /// Space kept free beyond what downloads need: this fraction of them, and at least `minimumMargin`.
     public var marginFraction = 0.05
     public var minimumMargin: Int64 = 256 << 20
+    /// Kill a live table's unfinished mutations (`--kill-mutations`) instead of refusing the table.
+    public var killMutations = false
 
     public init(dropIfSchemaChanged: Bool = false, full: Bool = false, ignoreDiskSpace: Bool = false,
-                downloadsUseSpace: Bool = true, dropFirst: Bool = false, dataOnly: Bool = false) {
+                downloadsUseSpace: Bool = true, dropFirst: Bool = false, dataOnly: Bool = false,
+                killMutations: Bool = false) {
+        self.killMutations = killMutations
         self.dropFirst = dropFirst
         self.dataOnly = dataOnly
         self.dropIfSchemaChanged = dropIfSchemaChanged
@@ -179,7 +190,7 @@ public struct TablePlan: Sendable, Codable, Equatable {
     /// The table does not exist: create it (and its database when `createDatabase`).
     public var create: Bool
     public var createDatabase: Bool
-    /// The columns differ and `--drop-if-schema-changed` was given: drop the table and create it again.
+    /// The schema differs and `--drop-if-schema-changed` was given: drop the table and create it again.
     public var recreate: Bool
     /// Kept where they are: in each partition, a prefix of the backup's order.
     public var keep: [Kept]
@@ -193,6 +204,7 @@ public struct TablePlan: Sendable, Codable, Equatable {
     /// Unfinished mutations of the live table to kill first (`--kill-mutations`).
     public var killMutations: [Mutation] = []
 
+    /// A mutation of a table: its id (`mutation_5.txt`) and command.
     public struct Mutation: Sendable, Codable, Equatable {
         public var id: String
         public var command: String

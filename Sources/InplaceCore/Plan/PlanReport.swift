@@ -18,6 +18,8 @@ public enum PlanReport {
             var refused: String?
             var identity: String
             var drift: TablePlan.Drift?
+            /// The live table's unfinished mutations the restore kills first (`--kill-mutations`).
+            var kill_mutations: [TablePlan.Mutation]
         }
 
         public struct Totals: Encodable, Sendable {
@@ -52,7 +54,7 @@ public enum PlanReport {
                        recreate: $0.recreate, keep: $0.keep,
                        resequence: $0.resequence.map { TablePlan.Kept(backup: $0.backup, live: $0.live) }, drop: $0.drop.map(\.name), download: $0.download.map(\.name),
                        drop_bytes: $0.dropBytes, download_bytes: $0.downloadBytes, refused: $0.refused,
-                       identity: $0.identity, drift: $0.drift)
+                       identity: $0.identity, drift: $0.drift, kill_mutations: $0.killMutations)
         }
         return JSON(backup: backup, source: source.rawValue, complete: plan.isComplete, refused: plan.refused,
                     three_way: threeWay, tables: tables, totals: totals(plan), disks: plan.disks)
@@ -83,6 +85,9 @@ public enum PlanReport {
             if table.createDatabase { what.append("create database") }
             if table.create { what.append("create table") }
             if table.recreate { what.append("drop and recreate table") }
+            if !table.killMutations.isEmpty {
+                what.append("kill \(table.killMutations.count) unfinished mutation(s) (\(table.killMutations.map(\.id).joined(separator: ", ")))")
+            }
             if !table.keep.isEmpty { what.append("keep \(table.keep.count)") }
             if !table.resequence.isEmpty { what.append("re-sequence \(table.resequence.count) (kept, attached again in the backup's order)") }
             if !table.drop.isEmpty { what.append("drop \(table.drop.count) (\(bytes(table.dropBytes)))") }

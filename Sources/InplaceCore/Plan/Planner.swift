@@ -3,9 +3,10 @@
 ///
 /// Per table in the backup:
 /// 1. Refuse (leave the table alone, say why) when: it is Replicated*; an engine is not of the
-///    MergeTree family where data is to be compared; its columns differ from the backup's
-///    (unless `dropIfSchemaChanged`: then drop and recreate it); a part is on a disk this
-///    server lacks; a part name is invalid; data the restore needs is missing from the backup.
+///    MergeTree family where data is to be compared; its columns, engine or keys differ from
+///    the backup's (unless `dropIfSchemaChanged`: then drop and recreate it; Planner+Schema);
+///    it has unfinished mutations, live or listed in the backup (Planner+Mutations); a part is
+///    on a disk this server lacks; a part name is invalid; data the restore needs is missing.
 /// 2. Not in the database: create it (and its database), download every part.
 /// 3. In both: a part's identity is (partition id, content hash): `hash_of_all_files`, or, when
 ///    the backup lacks it for any part, CRC-64 of checksums.txt on both sides. Identities are
@@ -50,6 +51,7 @@ public enum Planner {
             refused.keep = []
             refused.drop = []
             refused.download = []
+            refused.killMutations = []
             refused.refused = reason
             return refused
         }
@@ -86,7 +88,7 @@ public enum Planner {
             }
             if let difference = schemaDifference(backup: backup.query, live: liveTable.createQuery) {
                 guard options.dropIfSchemaChanged else {
-                    return refuse("its columns differ from the backup's (\(difference)); nothing was changed. Pass --drop-if-schema-changed to drop and recreate it")
+                    return refuse("\(difference); nothing was changed. Pass --drop-if-schema-changed to drop and recreate it")
                 }
                 plan.recreate = true
                 downloadAll = true
@@ -96,6 +98,10 @@ public enum Planner {
                 downloadAll = true
             }
         }
+
+        let mutations = mutationCheck(backup, live: liveTable, recreate: plan.recreate, options: options)
+        if let refusal = mutations.refusal { return refuse(refusal) }
+        plan.killMutations = mutations.kill
 
         let useCRC = backup.parts.contains { $0.hash == nil }
         plan.identity = useCRC ? "checksums" : "hash_of_all_files"
@@ -263,21 +269,6 @@ public enum Planner {
             added.append(part.name)
         }
         return .init(added: added.sorted(), gone: then.remaining.map { current[$0].name }.sorted())
-    }
-
-    /// A short description of the first difference between the two column lists, or nil.
-    static func schemaDifference(backup: String, live: String) -> String? {
-        if backup == live { return nil }
-        guard let wanted = CreateQuery.columns(backup), let have = CreateQuery.columns(live) else {
-            return backup == live ? nil : "the column lists could not be read to compare"
-        }
-        if wanted == have { return nil }
-        for index in 0..<max(wanted.count, have.count) {
-            let b = index < wanted.count ? wanted[index].description : "nothing"
-            let l = index < have.count ? have[index].description : "nothing"
-            if b != l { return "column \(index + 1): backup has `\(b)`, the table has `\(l)`" }
-        }
-        return "columns differ"
     }
 
     private static func checkDisks(_ tables: [TablePlan], live: LiveState, options: PlanOptions) -> [DiskCheck] {

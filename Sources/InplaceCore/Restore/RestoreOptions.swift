@@ -15,9 +15,13 @@ public struct RestoreOptions: Sendable, Codable, Equatable {
     /// backup's parts that are listed will download and attach. By default drops wait until
     /// every part of the backup for the table is attached and verified.
     public var dropFirst: Bool
+    /// Kill a live table's unfinished mutations before restoring it, instead of refusing it.
+    public var killMutations: Bool
 
     public init(tables: String? = nil, dropIfSchemaChanged: Bool = false, full: Bool = false, dataOnly: Bool = false,
-                schemaOnly: Bool = false, ignoreDiskSpace: Bool = false, concurrency: Int = 4, dropFirst: Bool = false) {
+                schemaOnly: Bool = false, ignoreDiskSpace: Bool = false, concurrency: Int = 4, dropFirst: Bool = false,
+                killMutations: Bool = false) {
+        self.killMutations = killMutations
         self.tables = tables
         self.dropIfSchemaChanged = dropIfSchemaChanged
         self.full = full
@@ -29,10 +33,11 @@ public struct RestoreOptions: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case tables, dropIfSchemaChanged, full, dataOnly, schemaOnly, ignoreDiskSpace, concurrency, dropFirst
+        case tables, dropIfSchemaChanged, full, dataOnly, schemaOnly, ignoreDiskSpace, concurrency, dropFirst,
+             killMutations
     }
 
-    /// Runs journaled before `dropFirst` existed decode with its default.
+    /// Runs journaled before `dropFirst` or `killMutations` existed decode with their defaults.
     public init(from decoder: any Decoder) throws {
         let values = try decoder.container(keyedBy: CodingKeys.self)
         tables = try values.decodeIfPresent(String.self, forKey: .tables)
@@ -43,6 +48,22 @@ public struct RestoreOptions: Sendable, Codable, Equatable {
         ignoreDiskSpace = try values.decode(Bool.self, forKey: .ignoreDiskSpace)
         concurrency = try values.decode(Int.self, forKey: .concurrency)
         dropFirst = try values.decodeIfPresent(Bool.self, forKey: .dropFirst) ?? false
+        killMutations = try values.decodeIfPresent(Bool.self, forKey: .killMutations) ?? false
+    }
+
+    /// `killMutations` is written only when set, so the options of a run without it read as
+    /// they did before it existed (an unfinished run is found again by its options' text).
+    public func encode(to encoder: any Encoder) throws {
+        var values = encoder.container(keyedBy: CodingKeys.self)
+        try values.encodeIfPresent(tables, forKey: .tables)
+        try values.encode(dropIfSchemaChanged, forKey: .dropIfSchemaChanged)
+        try values.encode(full, forKey: .full)
+        try values.encode(dataOnly, forKey: .dataOnly)
+        try values.encode(schemaOnly, forKey: .schemaOnly)
+        try values.encode(ignoreDiskSpace, forKey: .ignoreDiskSpace)
+        try values.encode(concurrency, forKey: .concurrency)
+        try values.encode(dropFirst, forKey: .dropFirst)
+        if killMutations { try values.encode(true, forKey: .killMutations) }
     }
 
     /// Stable JSON (sorted keys): two runs with equal options journal equal text.
