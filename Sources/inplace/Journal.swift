@@ -125,9 +125,7 @@ struct JournalCommand: AsyncParsableCommand {
                 let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
                 let layout = try await localLayout(client)
                 let journal = try Journal(path: journalOptions.path(layout))
-                guard let run = try await journal.run(runID) else {
-                    throw JournalError(.notFound, "the journal \(journal.path) has no run \(runID)")
-                }
+                let run = try await journal.resumableRun(runID)
                 let chosen: [JournalEvent]
                 if let event {
                     chosen = try await journal.event(event).map { [$0] }?.filter { $0.runID == run.id } ?? []
