@@ -11,7 +11,16 @@ struct TableContents: Equatable, CustomStringConvertible, Sendable {
     /// The `final` query's answer, when one was given.
     var final: String?
 
-    var description: String { "partitions [\(partitions)]" + (final.map { " final \($0.prefix(300))" } ?? "") }
+    /// The partitions, and of the FINAL answer its row count and its distinct rows after the key
+    /// (`old x50`): enough to see which insert won.
+    var description: String {
+        guard let final else { return "partitions [\(partitions)]" }
+        let rows = final.split(separator: "\n")
+        var values: [String: Int] = [:]
+        for row in rows { values[row.split(separator: "\t").dropFirst().joined(separator: " "), default: 0] += 1 }
+        let summary = values.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", ")
+        return "partitions [\(partitions)], FINAL \(rows.count) rows: \(summary)"
+    }
 
     /// The contents of `db.table`, or nil when the table does not exist. `final` is a query after
     /// its SELECT, `{table}` standing for `db.table FINAL`: `k, v FROM {table} ORDER BY k`.
