@@ -96,6 +96,8 @@ struct SupersedeIntegrationTests {
                 "\(text.stdout)")
         let shown = try await CLI.run(["journal", "show", "--journal", journal, "1"])
         #expect(shown.stdout.contains("superseded by run 2"), "\(shown.stdout)")
+        let layout = LocalBackupLayout(disks: try await ClickHouseCatalog(client: ch).disks())
+        try? FileManager.default.removeItem(atPath: layout.folder(name))
         _ = try? await ch.execute("DROP DATABASE \(q(db)) SYNC")
     }
 }
