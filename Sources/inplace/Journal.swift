@@ -31,7 +31,7 @@ struct JournalCommand: AsyncParsableCommand {
             abstract: "Show a run: summary, progress per table, failed steps; or one step's timeline with --event.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var journalOptions: JournalOptions
-        @Option(help: "Only steps in this state: pending, started, done, failed, interrupted.")
+        @Option(help: "Only steps in this state: pending, started, done, failed, interrupted, superseded.")
         var state: EventState?
         @Option(help: "Only steps of tables matching these globs on db.table.")
         var table: String?
@@ -88,7 +88,7 @@ struct JournalCommand: AsyncParsableCommand {
                 let listed = try await journal.events(run.id, state: state ?? .failed)
                     .filter { pattern.matches(database: $0.database, table: $0.table) }
                 if json { return try printJSON(Report(run: run, tables: tables, events: listed)) }
-                print("run \(run.id): backup \(run.backup) (\(run.source)), \(run.state.rawValue); started \(run.startedAt)\(run.finishedAt.map { ", finished \($0)" } ?? ""); inplace \(run.toolVersion)")
+                print("run \(run.id): backup \(run.backup) (\(run.source)), \(run.state.rawValue)\(run.supersededBy.map { " by run \($0)" } ?? ""); started \(run.startedAt)\(run.finishedAt.map { ", finished \($0)" } ?? ""); inplace \(run.toolVersion)")
                 print("options: \(run.options)")
                 for table in tables {
                     print("  \(table.database).\(table.table): \(table.done)/\(table.events) done\(table.failed > 0 ? ", \(table.failed) failed" : "")")
@@ -125,9 +125,7 @@ struct JournalCommand: AsyncParsableCommand {
                 let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
                 let layout = try await localLayout(client)
                 let journal = try Journal(path: journalOptions.path(layout))
-                guard let run = try await journal.run(runID) else {
-                    throw JournalError(.notFound, "the journal \(journal.path) has no run \(runID)")
-                }
+                let run = try await journal.resumableRun(runID)
                 let chosen: [JournalEvent]
                 if let event {
                     chosen = try await journal.event(event).map { [$0] }?.filter { $0.runID == run.id } ?? []

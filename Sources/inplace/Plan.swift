@@ -13,20 +13,7 @@ struct PlanCommand: AsyncParsableCommand {
             any table (or the run, for disk space) is refused.
             """)
     @OptionGroup var global: GlobalOptions
-    @Option(name: [.short, .long], help: "Comma-separated globs on db.table (default: every table in the backup).")
-    var tables: String?
-    @Option(help: "Read the backup from local or remote (default: local if it exists there, else remote).")
-    var from: BackupLocation?
-    @Flag(help: "Plan to drop and recreate tables whose schema (columns, engine, keys) differs from the backup's, instead of refusing them.")
-    var dropIfSchemaChanged = false
-    @Flag(help: "Plan the classic restore: drop each table and restore all its parts.")
-    var full = false
-    @Flag(help: "Do not refuse the plan when a disk lacks the space the restore needs.")
-    var ignoreDiskSpace = false
-    @Flag(help: "Plan drops before downloads (frees disk first; see restore --help).")
-    var dropFirst = false
-    @Flag(help: "Plan to kill a table's unfinished mutations before restoring it, instead of refusing the table.")
-    var killMutations = false
+    @OptionGroup var flags: RestoreFlags
     @Flag(help: "Print the plan as JSON on standard output (documented in README.md).")
     var json = false
     @Argument(help: "The backup's name.")
@@ -37,20 +24,37 @@ struct PlanCommand: AsyncParsableCommand {
             let config = try global.load()
             let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
             let layout = try await localLayout(client)
-            let source = try await openBackup(name, from: from, layout: layout,
-                                              remote: try remoteStore(config, required: from == .remote))
+            let source = try await openBackup(name, from: flags.from, layout: layout,
+                                              remote: try remoteStore(config, required: flags.from == .remote))
             let result = try await PlanBuilder(client: client).build(.init(
-                source: source, tables: TablePattern(tables), skipTables: config.clickhouse.skipTables,
-                options: PlanOptions(dropIfSchemaChanged: dropIfSchemaChanged, full: full, ignoreDiskSpace: ignoreDiskSpace,
-                                     dropFirst: dropFirst, killMutations: killMutations),
-                concurrency: config.general.downloadConcurrency * 2))
+                source: source, tables: TablePattern(flags.tables), skipTables: config.clickhouse.skipTables,
+                options: flags.planOptions, concurrency: config.general.downloadConcurrency * 2))
+            let plan = result.plan.narrowed(dataOnly: flags.data, schemaOnly: flags.schema)
             let threeWay = result.tables.allSatisfy { $0.current_parts != nil || ($0.parts ?? [:]).isEmpty }
             if json {
-                try printJSON(PlanReport.json(result.plan, backup: name, source: source.location, threeWay: threeWay))
+                try printJSON(PlanReport.json(plan, backup: name, source: source.location, threeWay: threeWay))
             } else {
-                print(PlanReport.text(result.plan, backup: name, source: source.location, threeWay: threeWay))
+                print(PlanReport.text(plan, backup: name, source: source.location, threeWay: threeWay))
             }
-            if !result.plan.isComplete { throw ExitCode(Exit.planRefused) }
+            if !plan.isComplete { throw ExitCode(Exit.planRefused) }
         }
+    }
+}
+
+extension RestorePlan {
+    /// The part of the plan that `restore --data` or `--schema` runs (the restore leaves out the
+    /// rest as it journals each table's steps): with --data, tables missing from the database are
+    /// neither created nor filled; with --schema, missing tables are created empty and no part
+    /// is dropped or downloaded. The disk check is the full plan's.
+    func narrowed(dataOnly: Bool, schemaOnly: Bool) -> RestorePlan {
+        var plan = self
+        if dataOnly { plan.tables.removeAll { $0.create } }
+        if schemaOnly {
+            for index in plan.tables.indices {
+                plan.tables[index].drop = []
+                plan.tables[index].download = []
+            }
+        }
+        return plan
     }
 }

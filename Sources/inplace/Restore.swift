@@ -22,29 +22,12 @@ struct RestoreCommand: AsyncParsableCommand {
             """)
     @OptionGroup var global: GlobalOptions
     @OptionGroup var journalOptions: JournalOptions
-    @Option(name: [.short, .long], help: "Comma-separated globs on db.table (default: every table in the backup).")
-    var tables: String?
-    @Option(help: "Read the backup from local or remote (default: local if it exists there, else remote).")
-    var from: BackupLocation?
-    @Flag(help: "Restore data into existing tables only; create no table.")
-    var data = false
-    @Flag(help: "Create missing tables only; change no data.")
-    var schema = false
+    @OptionGroup var flags: RestoreFlags
     @Flag(help: "Accepted as in clickhouse-backup; in-place is the default.")
     var restoreInPlace = false
-    @Flag(help: "Drop and recreate tables whose schema (columns, engine, keys) differs from the backup's (else they are refused).")
-    var dropIfSchemaChanged = false
-    @Flag(help: "The classic restore: drop each selected table and restore all its parts.")
-    var full = false
-    @Flag(help: "Do not refuse the restore when a disk lacks the space it needs.")
-    var ignoreDiskSpace = false
-    @Flag(help: "Drop a table's surplus parts before downloading, to free disk space first. By default drops wait until every backup part of the table is attached and verified, so a damaged backup never costs live data.")
-    var dropFirst = false
-    @Flag(help: "Kill a table's unfinished mutations (system.mutations) before restoring it; without it such a table is refused, since its mutations would go on changing the parts the restore keeps.")
-    var killMutations = false
     @Option(help: "Transfers and tables at once (default: general.download_concurrency).")
     var concurrency: Int?
-    @Flag(help: "Start a new run even when an unfinished run of this backup and options is in the journal.")
+    @Flag(help: "Start a new run instead of resuming an unfinished one; the unfinished runs of this backup in the journal are marked superseded and never resumed.")
     var newRun = false
     @Flag(help: "Print the summary as JSON on standard output.")
     var json = false
@@ -52,8 +35,6 @@ struct RestoreCommand: AsyncParsableCommand {
     var name: String
 
     func validate() throws {
-        if data && schema { throw ValidationError("--data and --schema exclude each other") }
-        if full && dropIfSchemaChanged { throw ValidationError("--full already recreates every table") }
         if let concurrency, concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
     }
 
@@ -63,11 +44,12 @@ struct RestoreCommand: AsyncParsableCommand {
             let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
             let layout = try await localLayout(client)
             let options = RestoreOptions(
-                tables: tables, dropIfSchemaChanged: dropIfSchemaChanged, full: full, dataOnly: data, schemaOnly: schema,
-                ignoreDiskSpace: ignoreDiskSpace, concurrency: concurrency ?? config.general.downloadConcurrency,
-                dropFirst: dropFirst, killMutations: killMutations)
-            let source = try await openBackup(name, from: from, layout: layout,
-                                              remote: try remoteStore(config, required: from == .remote))
+                tables: flags.tables, dropIfSchemaChanged: flags.dropIfSchemaChanged, full: flags.full,
+                dataOnly: flags.data, schemaOnly: flags.schema, ignoreDiskSpace: flags.ignoreDiskSpace,
+                concurrency: concurrency ?? config.general.downloadConcurrency, dropFirst: flags.dropFirst,
+                killMutations: flags.killMutations)
+            let source = try await openBackup(name, from: flags.from, layout: layout,
+                                              remote: try remoteStore(config, required: flags.from == .remote))
             let journal = try Journal(path: journalOptions.path(layout))
             let disks = try await ClickHouseCatalog(client: client).disks()
             let runner = RestoreRunner(client: client, source: source, journal: journal, disks: disks,
@@ -79,10 +61,8 @@ struct RestoreCommand: AsyncParsableCommand {
                 return
             }
             let planned = try await PlanBuilder(client: client).build(.init(
-                source: source, tables: TablePattern(tables), skipTables: config.clickhouse.skipTables,
-                options: PlanOptions(dropIfSchemaChanged: dropIfSchemaChanged, full: full, ignoreDiskSpace: ignoreDiskSpace,
-                                     dropFirst: dropFirst, dataOnly: data, killMutations: killMutations),
-                concurrency: options.concurrency * 2))
+                source: source, tables: TablePattern(flags.tables), skipTables: config.clickhouse.skipTables,
+                options: flags.planOptions, concurrency: options.concurrency * 2))
             if let refused = planned.plan.refused {
                 FileHandle.standardError.write(Data("inplace: error: nothing was changed: \(refused)\n".utf8))
                 throw ExitCode(Exit.planRefused)
@@ -95,8 +75,18 @@ struct RestoreCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("inplace: error: nothing was changed: every table to restore is refused: \(reasons)\n".utf8))
                 throw ExitCode(Exit.planRefused)
             }
+            if newRun { try await supersede(journal) }
             try await finish(try await cancellable { try await runner.start(planned, options: options) }, journal: journal)
         }
+    }
+
+    /// `--new-run`: the unfinished runs of this backup will never be resumed; the run started
+    /// next replaces them (done only once the new run's plan is accepted).
+    func supersede(_ journal: Journal) async throws {
+        let superseded = try await journal.supersedeUnfinishedRuns(backup: name)
+        guard !superseded.runs.isEmpty else { return }
+        let list = superseded.runs.map(String.init).joined(separator: ", ")
+        FileHandle.standardError.write(Data("inplace: --new-run: unfinished run(s) \(list) of \(name) marked superseded by run \(superseded.by); they will not be resumed\n".utf8))
     }
 
     func finish(_ summary: RestoreSummary, journal: Journal) async throws {
@@ -124,10 +114,7 @@ struct ResumeCommand: AsyncParsableCommand {
             let journal = try Journal(path: journalOptions.path(layout))
             let run: JournalRun
             if let runID {
-                guard let found = try await journal.run(runID) else {
-                    throw JournalError(.notFound, "the journal \(journal.path) has no run \(runID); see inplace journal list")
-                }
-                run = found
+                run = try await journal.resumableRun(runID)
             } else {
                 guard let found = try await journal.unfinishedRun() else {
                     throw JournalError(.notFound, "the journal \(journal.path) has no unfinished run; nothing to resume")

@@ -134,4 +134,98 @@ struct JournalTests {
         #expect(try await journal.run(run)?.state == .done)
         #expect(try await journal.unfinishedRun() == nil)
     }
+
+    /// A run of backup `backup` with one step per state in `steps`, left in `state`.
+    private func run(_ journal: Journal, _ backup: String, _ state: RunState, steps: [EventState]) async throws -> Int64 {
+        let events = steps.indices.map { NewEvent(kind: .downloadPart, database: "d", table: "t", part: "all_\($0)_\($0)_0", sequence: $0) }
+        let run = try await journal.createRun(backup: backup, source: "local", options: "{}", events: events)
+        for (event, step) in zip(try await journal.events(run), steps) where step != .pending {
+            if step != .started { try await journal.transition(event.id, to: .started) }
+            try await journal.transition(event.id, to: step, error: step == .failed ? "S3 down" : nil)
+        }
+        try await journal.setRunState(run, state)
+        return run
+    }
+
+    @Test("--new-run supersedes every unfinished run of the backup (not ended runs, not other backups) by the run created next")
+    func supersedesUnfinishedRuns() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let journal = try Journal(path: folder.path("j.sqlite"))
+        let running = try await run(journal, "b", .running, steps: [.done, .pending, .started])
+        let interrupted = try await run(journal, "b", .interrupted, steps: [.done, .interrupted, .pending])
+        let partly = try await run(journal, "b", .partlyFailed, steps: [.failed, .done])
+        let done = try await run(journal, "b", .done, steps: [.done])
+        let failed = try await run(journal, "b", .failed, steps: [.failed])
+        let other = try await run(journal, "other", .interrupted, steps: [.interrupted])
+        let allDone = try await run(journal, "b", .running, steps: [.done, .done])
+
+        let superseded = try await journal.supersedeUnfinishedRuns(backup: "b")
+        #expect(superseded.runs == [running, interrupted, partly, allDone])
+        #expect(superseded.by == allDone + 1)
+        let next = try await journal.createRun(backup: "b", source: "local", options: "{}",
+                                               events: [NewEvent(kind: .planTable, database: "d", table: "t")])
+        #expect(next == superseded.by)
+
+        for id in superseded.runs {
+            let found = try #require(try await journal.run(id))
+            #expect(found.state == .superseded && found.supersededBy == next && found.finishedAt != nil, "run \(id)")
+        }
+        for (id, state) in [(done, RunState.done), (failed, .failed), (other, .interrupted)] {
+            let found = try #require(try await journal.run(id))
+            #expect(found.state == state && found.supersededBy == nil, "run \(id)")
+        }
+        // The open steps are superseded, each with a transition naming the new run; done steps stay done.
+        #expect(try await journal.events(running).map(\.state) == [.done, .superseded, .superseded])
+        #expect(try await journal.events(interrupted).map(\.state) == [.done, .superseded, .superseded])
+        #expect(try await journal.events(partly).map(\.state) == [.superseded, .done])
+        #expect(try await journal.events(failed).map(\.state) == [.failed])
+        #expect(try await journal.events(other).map(\.state) == [.interrupted])
+        let open = try await journal.events(interrupted)[1]
+        let timeline = try await journal.transitions(open.id)
+        #expect(timeline.map(\.to) == [.pending, .started, .interrupted, .superseded])
+        #expect(timeline.last?.from == .interrupted && timeline.last?.detail == "run superseded by run \(next) (restore --new-run)")
+        // A run whose steps were all done carries the record on its last step, which stays done.
+        let last = try await journal.events(allDone)[1]
+        #expect(try await journal.transitions(last.id).map(\.to) == [.pending, .started, .done, .done])
+        #expect(try await journal.event(last.id)?.state == .done)
+
+        // Nothing picks them again: not restore NAME, not resume, and resume/replay RUN_ID refuse.
+        try await journal.setRunState(next, .done)
+        #expect(try await journal.unfinishedRun(backup: "b", options: "{}") == nil)
+        #expect(try await journal.unfinishedRun()?.id == other)
+        await #expect { try await journal.resumableRun(interrupted) } throws: { error in
+            guard let error = error as? JournalError else { return false }
+            return error.kind == .superseded(by: next)
+                && error.message.contains("run \(interrupted) of b was superseded by run \(next)")
+        }
+        #expect(try await journal.resumableRun(other).id == other)
+        await #expect { try await journal.resumableRun(99) } throws: { ($0 as? JournalError)?.kind == .notFound }
+
+        // A reader sees the same; a later --new-run supersedes only what is unfinished then.
+        let reader = try Journal(path: folder.path("j.sqlite"), readOnly: true)
+        #expect(try await reader.runs().filter { $0.state == .superseded }.map(\.id) == superseded.runs)
+        #expect(try await reader.runs().map(\.supersededBy) == [next, next, next, nil, nil, nil, next, nil])
+        try await journal.setRunState(next, .interrupted)
+        let again = try await journal.supersedeUnfinishedRuns(backup: "b")
+        #expect(again.runs == [next] && again.by == next + 1)
+        #expect(try await journal.run(running)?.supersededBy == next)
+        #expect(try await journal.run(next)?.supersededBy == next + 1)
+    }
+
+    @Test("a superseded run without steps has no record of its successor, and is refused all the same")
+    func supersedesRunWithoutSteps() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let journal = try Journal(path: folder.path("j.sqlite"))
+        let empty = try await journal.createRun(backup: "b", source: "remote", options: "{}")
+        #expect(try await journal.supersedeUnfinishedRuns(backup: "b") == ([empty], empty + 1))
+        let found = try #require(try await journal.run(empty))
+        #expect(found.state == .superseded && found.supersededBy == nil)
+        await #expect { try await journal.resumableRun(empty) } throws: { error in
+            (error as? JournalError)?.kind == .superseded(by: nil)
+                && (error as? JournalError)?.message.contains("superseded by a later run") == true
+        }
+        #expect(try await journal.supersedeUnfinishedRuns(backup: "b") == ([], empty + 1))
+    }
 }

@@ -18,7 +18,8 @@ import Synchronization
 ///    (a download is complete once its folder is in detached/; an attach is counted live).
 public actor Journal {
     public nonisolated let path: String
-    private let db: SQLiteConnection
+    /// Internal (not private) for the extensions in Journal+*.swift; nothing else touches it.
+    let db: SQLiteConnection
     private let lockDescriptor: Int32
     /// The file's device and inode when opened: a journal deleted or replaced under a running
     /// process is noticed at the end instead of reported as recorded.
@@ -207,16 +208,15 @@ public actor Journal {
     }
 
     public func runs() throws -> [JournalRun] {
-        try db.query("SELECT id, backup, source, options, tool_version, state, started_at, updated_at, finished_at FROM runs ORDER BY id",
-                     bindings: [], transform: Self.run)
+        try db.query("\(Self.runSelect) ORDER BY id", bindings: [], transform: Self.run)
     }
 
     public func run(_ id: Int64) throws -> JournalRun? {
-        try db.query("SELECT id, backup, source, options, tool_version, state, started_at, updated_at, finished_at FROM runs WHERE id = ?",
-                     bindings: [id], transform: Self.run).first
+        try db.query("\(Self.runSelect) WHERE id = ?", bindings: [id], transform: Self.run).first
     }
 
-    /// The newest run that did not finish (running or interrupted), of this backup and options when given.
+    /// The newest run that did not finish (running, interrupted or partly failed; never a
+    /// superseded one), of this backup and options when given.
     public func unfinishedRun(backup: String? = nil, options: String? = nil) throws -> JournalRun? {
         try runs().reversed().first {
             ($0.state == .running || $0.state == .interrupted || $0.state == .partlyFailed)
@@ -293,7 +293,7 @@ public actor Journal {
 
     /// One committed transaction: the held transitions first, then `body`. Held transitions
     /// that fail to commit are held again.
-    private func write<T>(_ body: () throws -> T) throws -> T {
+    func write<T>(_ body: () throws -> T) throws -> T {
         let meter = Meter()
         defer { record(meter) }
         let pending = held.withLock { queue in
@@ -582,7 +582,8 @@ public actor Journal {
     private static func run(_ row: SQLiteRow) -> JournalRun {
         JournalRun(id: row.int64(0), backup: row.string(1) ?? "", source: row.string(2) ?? "", options: row.string(3) ?? "",
                    toolVersion: row.string(4) ?? "", state: RunState(rawValue: row.string(5) ?? "") ?? .failed,
-                   startedAt: row.string(6) ?? "", updatedAt: row.string(7) ?? "", finishedAt: row.string(8))
+                   startedAt: row.string(6) ?? "", updatedAt: row.string(7) ?? "", finishedAt: row.string(8),
+                   supersededBy: row.isNull(9) ? nil : row.int64(9))
     }
 
     private static func transition(_ row: SQLiteRow) -> JournalTransition {

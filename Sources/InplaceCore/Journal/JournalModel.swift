@@ -51,6 +51,8 @@ public struct JournalRun: Sendable, Codable, Equatable {
     public var startedAt: String
     public var updatedAt: String
     public var finishedAt: String?
+    /// The run that superseded this one (`restore --new-run`), when `state` is `superseded`.
+    public var supersededBy: Int64?
 
     enum CodingKeys: String, CodingKey {
         case id, backup, source, options, state
@@ -58,6 +60,7 @@ public struct JournalRun: Sendable, Codable, Equatable {
         case startedAt = "started_at"
         case updatedAt = "updated_at"
         case finishedAt = "finished_at"
+        case supersededBy = "superseded_by"
     }
 }
 
@@ -142,6 +145,8 @@ public struct JournalError: Error, CustomStringConvertible, Sendable {
         case notFound
         /// The journal's file was deleted or replaced while a process used it.
         case removed
+        /// The run was superseded (`restore --new-run`) by the given run, and is never resumed.
+        case superseded(by: Int64?)
         case sqlite
     }
 

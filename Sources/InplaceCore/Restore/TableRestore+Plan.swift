@@ -32,7 +32,8 @@ extension TableRestore {
 
     var planOptions: PlanOptions {
         PlanOptions(dropIfSchemaChanged: options.dropIfSchemaChanged, full: options.full,
-                    ignoreDiskSpace: options.ignoreDiskSpace, dropFirst: options.dropFirst, dataOnly: options.dataOnly)
+                    ignoreDiskSpace: options.ignoreDiskSpace, dropFirst: options.dropFirst, dataOnly: options.dataOnly,
+                    killMutations: options.killMutations)
     }
 
     /// The table planned now against the live state.
