@@ -64,7 +64,7 @@ struct FaultTests {
         #expect(result.status == 12, "\(result.stderr)")
         let summary = run.summary(result)
         #expect(summary?.state == .partlyFailed)
-        #expect(summary?.failed == 9, "4 downloads, their 4 attaches, and the drop withheld")
+        #expect(summary?.failed == 10, "4 downloads, their 4 attaches, the drop withheld, and the table not verified")
         #expect(summary?.failures.contains { $0.contains("drop-part") && $0.contains("not dropped") } == true,
                 "\(summary?.failures ?? [])")
         #expect(summary?.failures.contains { $0.contains("download-part") && $0.contains("S3 InternalError (HTTP 500)") && $0.contains("after 6 attempts") } == true,

@@ -203,57 +203,9 @@ struct RestoreIntegrationTests {
 
     @Test("killed with SIGKILL after every transition, the restore resumes to the backup: nothing lost, duplicated or fetched twice")
     func crashMatrix() async throws {
-        let scenario = RestoreScenario(ch: ch, db: TestBed.uniqueName("it_crash"))
-        try await scenario.original()
-        let name = TestBed.uniqueName("crash")
-        let env = ["S3_PATH": "it/\(TestBed.uniqueName("crash"))"]
-        #expect(try await CLI.run(["create", "--config", config, "--tables", "\(scenario.db).*", name], environment: env).status == 0)
-        #expect(try await CLI.run(["upload", "--config", config, name], environment: env).status == 0)
-        let layout = LocalBackupLayout(disks: try await ClickHouseCatalog(client: ch).disks())
-        try FileManager.default.removeItem(atPath: layout.folder(name))
-        let store = RemoteBackupStore(s3: try bed.s3(), path: env["S3_PATH"]!)
-        let backup = RemoteBackupSource(name: name, store: store)
-
-        var k = 1
-        var kills = 0
-        while true {
-            // `c` is recreated (its schema changed): the rename aside, the create and the final
-            // drop-table of its old copy are crash points too.
-            try await scenario.changed(alterC: true)
-            let folder = try TemporaryFolder()
-            defer { folder.remove() }
-            let journal = folder.path("journal.sqlite")
-            var crashEnv = env
-            crashEnv["INPLACE_TEST_CRASH_AFTER_TRANSITION"] = String(k)
-            let crashed = try await CLI.run(["restore", "--config", config, "--journal", journal, "--drop-if-schema-changed", name],
-                                      environment: crashEnv)
-            if crashed.status == 0 {
-                #expect(try await scenario.differences(from: backup) == [])
-                #expect(try await scenario.asideTables() == [])
-                break  // k is past the last transition: the matrix is complete
-            }
-            kills += 1
-            #expect(crashed.status == 9 || crashed.status == 137, "k=\(k): \(crashed.stderr)")
-            let resumed = try await CLI.run(["resume", "--config", config, "--journal", journal], environment: env)
-            #expect(resumed.status == 0, "k=\(k): \(resumed.stdout) \(resumed.stderr)")
-            #expect(try await scenario.differences(from: backup) == [], "k=\(k)")
-            let left = try await leftovers(scenario, journal: journal)
-            #expect(left == [], "k=\(k)")
-            #expect(try await scenario.asideTables() == [], "k=\(k): an old copy left")
-            // No completed download was fetched again; every step ended done.
-            let reader = try Journal(path: journal, readOnly: true)
-            for event in try await reader.events(1) {
-                let steps = try await reader.transitions(event.id).map(\.to)
-                #expect(steps.last == .done, "k=\(k) \(event.kind.rawValue) \(event.part ?? ""): \(steps)")
-                if event.kind == .downloadPart, let first = steps.firstIndex(of: .done) {
-                    #expect(!steps[(first + 1)...].contains(.started), "k=\(k): download of \(event.part ?? "") repeated")
-                }
-            }
-            k += 1
-        }
-        print("crash matrix: \(kills) crash points, each resumed to the backup")
-        #expect(kills >= 90, "the matrix covered \(kills) crash points")
-        _ = try? await ch.execute("DROP DATABASE \(q(scenario.db)) SYNC")
+        let matrix = try await runCrashMatrix(prefix: "crash", switch: "INPLACE_TEST_CRASH_AFTER_TRANSITION", mergeBeforeResume: false)
+        print("crash matrix: \(matrix.kills) crash points, each resumed to the backup")
+        #expect(matrix.kills >= 90, "the matrix covered \(matrix.kills) crash points")
     }
 }
 
@@ -264,11 +216,24 @@ extension RestoreIntegrationTests {
     /// start again, OPTIMIZE FINAL merges every partition), then resumes.
     @Test("killed after every side effect, before the journal knows, then merged: resume ends equal to the backup, no row twice")
     func crashAfterEffects() async throws {
-        let scenario = RestoreScenario(ch: ch, db: TestBed.uniqueName("it_effect"))
+        let matrix = try await runCrashMatrix(prefix: "effect", switch: "INPLACE_TEST_CRASH_AFTER_EFFECT", mergeBeforeResume: true)
+        print("crash matrix after side effects: \(matrix.kills) kill points (\(matrix.effects.sorted().joined(separator: ", "))), merged before each resume; \(matrix.replanned) resumes planned a table again; each ended equal to the backup")
+        #expect(matrix.kills >= 30, "the matrix covered \(matrix.kills) kill points")
+    }
+
+    /// The scenario restored from S3 with the crash switch set to k = 1, 2, ... until a run
+    /// ends by itself; after each kill (optionally merging every table), `inplace resume`, and
+    /// the tables checked by contents and parts, for leftovers, and for steps done twice. `c`
+    /// is recreated (its schema changed): the rename aside, the create and the final drop-table
+    /// of its old copy are crash points too; `a` has a re-sequenced part.
+    private func runCrashMatrix(prefix: String, switch variable: String, mergeBeforeResume: Bool) async throws
+        -> (kills: Int, replanned: Int, effects: Set<String>)
+    {
+        let scenario = RestoreScenario(ch: ch, db: TestBed.uniqueName("it_\(prefix)"))
         try await scenario.original()
         let atBackup = try await scenario.contents()
-        let name = TestBed.uniqueName("effect")
-        let env = ["S3_PATH": "it/\(TestBed.uniqueName("effect"))"]
+        let name = TestBed.uniqueName(prefix)
+        let env = ["S3_PATH": "it/\(TestBed.uniqueName(prefix))"]
         #expect(try await CLI.run(["create", "--config", config, "--tables", "\(scenario.db).*", name], environment: env).status == 0)
         #expect(try await CLI.run(["upload", "--config", config, name], environment: env).status == 0)
         let layout = LocalBackupLayout(disks: try await ClickHouseCatalog(client: ch).disks())
@@ -285,27 +250,29 @@ extension RestoreIntegrationTests {
             defer { folder.remove() }
             let journal = folder.path("journal.sqlite")
             var crashEnv = env
-            crashEnv["INPLACE_TEST_CRASH_AFTER_EFFECT"] = String(k)
+            crashEnv[variable] = String(k)
             let crashed = try await CLI.run(["restore", "--config", config, "--journal", journal, "--drop-if-schema-changed", name],
                                             environment: crashEnv)
             if crashed.status == 0 {
                 #expect(try await scenario.contents() == atBackup)
-                break  // k is past the last side effect: the matrix is complete
+                #expect(try await scenario.differences(from: backup) == [])
+                #expect(try await scenario.asideTables() == [])
+                break  // k is past the last crash point: the matrix is complete
             }
             kills += 1
             #expect(crashed.status == 9 || crashed.status == 137, "k=\(k): \(crashed.stderr)")
             if let line = crashed.stderr.split(separator: "\n").first(where: { $0.contains("test crash after side effect") }) {
                 effects.insert(String(line.split(separator: ":").dropFirst(2).first ?? "").split(separator: " ").prefix(2).joined(separator: " "))
-            } else {
-                Issue.record("k=\(k): killed without the crash switch's line: \(crashed.stderr)")
             }
-            try await scenario.mergeEverything()
+            if mergeBeforeResume { try await scenario.mergeEverything() }
             let resumed = try await CLI.run(["resume", "--config", config, "--journal", journal, "--json"], environment: env)
             #expect(resumed.status == 0, "k=\(k): \(resumed.stdout) \(resumed.stderr)")
             #expect(try await scenario.contents() == atBackup, "k=\(k)")
             #expect(try await scenario.differences(from: backup) == [], "k=\(k)")
             #expect(try await leftovers(scenario, journal: journal) == [], "k=\(k)")
             #expect(try await scenario.asideTables() == [], "k=\(k): an old copy left")
+            // No completed download was fetched again; every step ended done (or was replaced
+            // when its table was planned again).
             let reader = try Journal(path: journal, readOnly: true)
             var superseded = 0
             for event in try await reader.events(1) {
@@ -322,9 +289,8 @@ extension RestoreIntegrationTests {
             if superseded > 0 { replanned += 1 }
             k += 1
         }
-        print("crash matrix after side effects: \(kills) kill points (\(effects.sorted().joined(separator: ", "))), merged before each resume; \(replanned) resumes planned a table again; each ended equal to the backup")
-        #expect(kills >= 30, "the matrix covered \(kills) kill points")
         _ = try? await ch.execute("DROP DATABASE \(q(scenario.db)) SYNC")
+        return (kills, replanned, effects)
     }
 
     @Test("killed at random moments mid-download (large parts from S3), the restore resumes to the backup")

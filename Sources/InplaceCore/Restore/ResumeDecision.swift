@@ -48,13 +48,20 @@ public enum ResumeDecision {
     /// What the journal holds for the step.
     public struct Facts: Sendable, Equatable {
         public var kind: EventKind
+        /// The step's journal state, and how many times it was begun. A step observed by the
+        /// executor was begun (started, interrupted, retried, or failed and replayed).
+        public var state: EventState
+        public var attempts: Int
         /// attach-part: the name ClickHouse gave the attached part, when recorded.
         public var attachedAs: String?
         /// attach-part of a kept part detached by this run (no download behind it).
         public var local = false
 
-        public init(kind: EventKind, attachedAs: String? = nil, local: Bool = false) {
+        public init(kind: EventKind, state: EventState = .started, attempts: Int = 1, attachedAs: String? = nil,
+                    local: Bool = false) {
             self.kind = kind
+            self.state = state
+            self.attempts = attempts
             self.attachedAs = attachedAs
             self.local = local
         }
@@ -71,9 +78,17 @@ public enum ResumeDecision {
         case check(String)
         /// The table no longer holds what its plan was made from: plan it again.
         case replan(String)
+        /// A superseded step: a new plan of its table replaced it.
+        case skip
     }
 
     public static func decide(_ facts: Facts, _ seen: Observation) -> Action {
+        switch facts.state {
+        case .done: return .done("journaled done")
+        case .superseded: return .skip
+        case .pending where facts.attempts == 0: return .run  // never begun: nothing can have happened
+        default: break
+        }
         if seen.statementRunning { return .wait }
         switch facts.kind {
         case .downloadPart:

@@ -87,10 +87,12 @@ extension TableRestore {
     /// A resume decision once no statement of the step runs: true when done, false when the step
     /// must run; a table to plan again throws.
     func settled(_ event: JournalEvent, _ decide: () async throws -> ResumeDecision.Action) async throws -> Bool {
+        // Only begun steps are observed: the facts below are those of a step that may have happened.
         for _ in 0..<Self.statementWaits {
             switch try await decide() {
             case .done: return true
             case .run, .check: return false
+            case .skip: return true
             case .replan(let why): throw TableNeedsReplan(reason: why)
             case .wait: try await Task.sleep(for: .seconds(1))
             }

@@ -34,6 +34,14 @@ extension TableRestore {
                     if attach.state != .failed { try await journal.transition(attach.id, to: .failed, error: "withheld: \(why)") }
                     continue
                 }
+                if attach.state == .failed || first.state == .failed {
+                    // Failed before: it waits for a replay, and so does the rest of its partition.
+                    if attach.state != .failed {
+                        try await journal.transition(attach.id, to: .failed, error: first.kind == .downloadPart ? "its download failed" : "its detach failed")
+                    }
+                    blocked[partition] = "an earlier part of partition \(partition) (\(attach.part ?? "")) did not attach; attaching this one first would put the data out of the backup's order. Fix what failed, then `inplace journal replay RUN --failed`"
+                    continue
+                }
                 let folder = try detachedFolder(detached, disk: attach.disk)
                 var ready = fetched
                 if ready && first.kind == .detachPart && first.state != .done {
@@ -120,7 +128,7 @@ extension TableRestore {
                         recorded = name
                     }
                 case .replan(let why): throw TableNeedsReplan(reason: why)
-                case .done, .run, .wait: break
+                case .done, .run, .wait, .skip: break
                 }
             }
             try await journal.transition(attach.id, to: .started, countAttempt: true)

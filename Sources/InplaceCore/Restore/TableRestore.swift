@@ -80,12 +80,13 @@ struct TableRestore: Sendable {
     /// `--drop-first`: drops first, to free disk space before the downloads. Then verify-table.
     private func restoreParts() async throws {
         for try await kill in stream([.killMutation]) where kill.state != .done && kill.state != .failed {
-            guard try await perform(kill, check: { try await mutationGone(kill) }, action: { try await killMutation(kill) })
-            else {
-                try await withhold([.dropPart, .dropTable, .detachPart, .attachPart, .downloadPart, .verifyTable],
-                                   because: "a mutation of the live table was not killed")
-                return
-            }
+            _ = try await perform(kill, check: { try await mutationGone(kill) }, action: { try await killMutation(kill) })
+        }
+        guard try await journal.notDone(run, database: planEvent.database, table: planEvent.table, kinds: [.killMutation]) == 0
+        else {
+            try await withhold([.dropPart, .dropTable, .detachPart, .attachPart, .downloadPart, .verifyTable],
+                               because: "a mutation of the live table was not killed, and it would go on changing the parts the restore keeps")
+            return
         }
         if options.dropFirst { try await drops() }
         try await bringParts(BringPairs(events: stream([.downloadPart, .detachPart, .attachPart])))
@@ -108,7 +109,7 @@ struct TableRestore: Sendable {
             try await withhold([.verifyTable], because: "\(undropped) drop step(s) did not finish")
             return
         }
-        for try await verify in stream([.verifyTable]) where verify.state != .done {
+        for try await verify in stream([.verifyTable]) where verify.state != .done && verify.state != .failed {
             _ = try await perform(verify, check: { false }, action: { try await verifyTable(verify) })
         }
     }
