@@ -135,6 +135,11 @@ struct JournalCommand: AsyncParsableCommand {
                 guard !chosen.isEmpty else {
                     throw JournalError(.notFound, event.map { "run \(runID) has no step \($0)" } ?? "run \(runID) has no failed step")
                 }
+                if let superseded = chosen.first(where: { $0.state == .superseded }) {
+                    // Its table was planned again: the new plan's steps replaced it, and running
+                    // it would attach or drop beside them.
+                    throw JournalError(.notFound, "step \(superseded.id) was superseded when its table was planned again; replay the new plan's steps instead (inplace journal show \(runID) --table '\(superseded.database).\(superseded.table)')")
+                }
                 for step in chosen where step.state != .done {
                     try await journal.transition(step.id, to: .pending, detail: "replay requested")
                 }

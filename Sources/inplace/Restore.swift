@@ -60,6 +60,13 @@ struct RestoreCommand: AsyncParsableCommand {
                                  journal: journal)
                 return
             }
+            if !newRun, let other = try await journal.unfinishedRun(backup: name) {
+                // Two unfinished runs of one backup would each be resumed later with its own plan.
+                throw JournalError(.unfinishedRun(other.id), "run \(other.id) of \(name), with other options (\(other.options)), did not finish; resume it (inplace resume \(other.id)), or pass --new-run to supersede it and start over with these options")
+            }
+            // Parts an unfinished run left in detached/ (kept parts it detached to re-sequence,
+            // downloads not attached yet) go back before planning: the new plan sees the table whole.
+            if newRun { try await runner.releaseUnfinished(backup: name) }
             let planned = try await PlanBuilder(client: client).build(.init(
                 source: source, tables: TablePattern(flags.tables), skipTables: config.clickhouse.skipTables,
                 options: flags.planOptions, concurrency: options.concurrency * 2))

@@ -51,6 +51,6 @@ struct RestoreFlags: ParsableArguments {
 
     var planOptions: PlanOptions {
         PlanOptions(dropIfSchemaChanged: dropIfSchemaChanged, full: full, ignoreDiskSpace: ignoreDiskSpace,
-                    dropFirst: dropFirst, dataOnly: data, killMutations: killMutations)
+                    dropFirst: dropFirst, dataOnly: data, killMutations: killMutations, schemaOnly: schema)
     }
 }

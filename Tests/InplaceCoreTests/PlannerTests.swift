@@ -127,6 +127,32 @@ struct PlannerTests {
         #expect(plan.drop.map(\.name) == ["all_1_1_0"] && plan.resequence.isEmpty && plan.keep.isEmpty)
     }
 
+    @Test("name clashes in detached/ are resolved until none is left: a download added for one clash can clash with another")
+    func resequenceNameCollisionChain() throws {
+        // Backup p_1 = A (lost), p_2 = B, p_3 = C; live holds C as all_1_1_0 and B as all_3_3_0
+        // (a recreated table's block numbers restart).
+        let plan = try only(Planner.plan(backup: [backup([bpart("all_1_1_0", "A"), bpart("all_2_2_0", "B"), bpart("all_3_3_0", "C")])],
+                                         live: live([lpart("all_1_1_0", "C"), lpart("all_3_3_0", "B")])))
+        let detachedNames = plan.download.map(\.name) + plan.resequence.map(\.live)
+        #expect(Set(detachedNames).count == detachedNames.count, "\(detachedNames)")
+        #expect(plan.download.map(\.name) == ["all_1_1_0", "all_2_2_0", "all_3_3_0"])
+        #expect(plan.drop.map(\.name) == ["all_1_1_0", "all_3_3_0"] && plan.resequence.isEmpty)
+    }
+
+    @Test("--schema plans nothing for existing tables (no refusal) and no download for missing ones; --data leaves missing ones without downloads")
+    func schemaAndDataOnly() throws {
+        let schema = try only(Planner.plan(backup: [backup([bpart("all_1_1_0", "h1")])],
+                                           live: live([lpart("all_5_5_0", "h5")], query: "CREATE TABLE db.t (`x` UInt8) ENGINE = MergeTree ORDER BY x"),
+                                           options: PlanOptions(schemaOnly: true)))
+        #expect(schema.isNoOp && schema.refused == nil)
+        let missing = try only(Planner.plan(backup: [backup([bpart("all_1_1_0", "h1")])], live: live(nil),
+                                            options: PlanOptions(schemaOnly: true)))
+        #expect(missing.create && missing.download.isEmpty)
+        let data = Planner.plan(backup: [backup([bpart("all_1_1_0", "h1", bytes: 1 << 50)])], live: live(nil),
+                                options: PlanOptions(dataOnly: true))
+        #expect(data.tables[0].download.isEmpty && data.refused == nil, "no space needed for a table --data leaves missing")
+    }
+
     @Test("--data --full keeps the table and replaces every live part by the backup's")
     func dataFull() throws {
         let plan = try only(Planner.plan(backup: [backup([bpart("all_1_1_0", "h1")])],

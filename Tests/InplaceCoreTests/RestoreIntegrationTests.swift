@@ -221,6 +221,16 @@ extension RestoreIntegrationTests {
         #expect(matrix.kills >= 30, "the matrix covered \(matrix.kills) kill points")
     }
 
+    /// The same kills without merging before the resume: every step found as the kill left it
+    /// (a part attached and not recorded found by exclusion; one recorded checked again).
+    @Test("killed after every side effect, before the journal knows, nothing merged: each step decided from what it left")
+    func crashAfterEffectsUnmerged() async throws {
+        let matrix = try await runCrashMatrix(prefix: "effectu", switch: "INPLACE_TEST_CRASH_AFTER_EFFECT", mergeBeforeResume: false)
+        print("crash matrix after side effects, unmerged: \(matrix.kills) kill points; \(matrix.replanned) resumes planned a table again")
+        #expect(matrix.kills >= 30, "the matrix covered \(matrix.kills) kill points")
+        #expect(matrix.replanned == 0, "nothing merged, so no table needs a new plan")
+    }
+
     /// The scenario restored from S3 with the crash switch set to k = 1, 2, ... until a run
     /// ends by itself; after each kill (optionally merging every table), `inplace resume`, and
     /// the tables checked by contents and parts, for leftovers, and for steps done twice. `c`

@@ -403,26 +403,35 @@ public actor Journal {
     /// The live parts a table's steps name (drops and detaches) or produced (attaches'
     /// recorded names), outside superseded steps: an attach whose name was not recorded is the
     /// active part of its identity that none of these, nor a kept part, is.
-    public func claimedParts(_ run: Int64, database: String, table: String) throws -> Set<String> {
+    public func claimedParts(_ run: Int64, database: String, table: String, from sequence: Int = 0) throws -> Set<String> {
         try read {
             Set(try db.query("""
                 SELECT CASE WHEN kind = 'attach-part' THEN new_part ELSE part END FROM events
-                WHERE run_id = ? AND database_name = ? AND table_name = ? AND state != 'superseded'
+                WHERE run_id = ? AND database_name = ? AND table_name = ? AND sequence >= ? AND state != 'superseded'
                   AND kind IN ('attach-part', 'drop-part', 'detach-part')
-                """, bindings: [run, database, table]) { $0.string(0) }.compactMap { $0 })
+                """, bindings: [run, database, table, Int64(sequence)]) { $0.string(0) }.compactMap { $0 })
+        }
+    }
+
+    /// The last sequence of a table's steps (0 when it has none).
+    public func lastSequence(_ run: Int64, database: String, table: String) throws -> Int {
+        try read {
+            try db.query("""
+                SELECT coalesce(max(sequence), 0) FROM events WHERE run_id = ? AND database_name = ? AND table_name = ?
+                """, bindings: [run, database, table]) { $0.int(0) }.first ?? 0
         }
     }
 
     /// The live parts a table's steps count on being active now: those of drops and detaches not
     /// begun, and the recorded parts of finished attaches (a resume checks them first).
-    public func expectedActive(_ run: Int64, database: String, table: String) throws -> Set<String> {
+    public func expectedActive(_ run: Int64, database: String, table: String, from sequence: Int = 0) throws -> Set<String> {
         try read {
             Set(try db.query("""
                 SELECT CASE WHEN kind = 'attach-part' THEN new_part ELSE part END FROM events
-                WHERE run_id = ? AND database_name = ? AND table_name = ?
+                WHERE run_id = ? AND database_name = ? AND table_name = ? AND sequence >= ?
                   AND ((kind IN ('drop-part', 'detach-part') AND state = 'pending' AND attempts = 0)
                        OR (kind = 'attach-part' AND state = 'done'))
-                """, bindings: [run, database, table]) { $0.string(0) }.compactMap { $0 })
+                """, bindings: [run, database, table, Int64(sequence)]) { $0.string(0) }.compactMap { $0 })
         }
     }
 
@@ -455,14 +464,11 @@ public actor Journal {
 
     /// A table planned again: its new steps, after every step it has, and its new plan, in one transaction.
     @discardableResult
-    public func replan(_ planEvent: Int64, run: Int64, database: String, table: String, plan: String,
-                       emitting events: [NewEvent]) throws -> [Int64] {
+    /// `events` carry their final sequences (after every step the table has: see `lastSequence`).
+    public func replan(_ planEvent: Int64, run: Int64, plan: String, emitting events: [NewEvent]) throws -> [Int64] {
         try write {
-            let last = try db.query("""
-                SELECT coalesce(max(sequence), 0) FROM events WHERE run_id = ? AND database_name = ? AND table_name = ?
-                """, bindings: [run, database, table]) { $0.int(0) }.first ?? 0
             try db.run("UPDATE events SET detail = ?, updated_at = ? WHERE id = ?", plan, Self.now(), planEvent)
-            return try insert(run, events.map { var event = $0; event.sequence += last; return event })
+            return try insert(run, events)
         }
     }
 

@@ -147,6 +147,8 @@ public struct JournalError: Error, CustomStringConvertible, Sendable {
         case removed
         /// The run was superseded (`restore --new-run`) by the given run, and is never resumed.
         case superseded(by: Int64?)
+        /// An unfinished run of the same backup with other options: resume it or supersede it.
+        case unfinishedRun(Int64)
         case sqlite
     }
 

@@ -119,8 +119,12 @@ public struct PlanOptions: Sendable {
     /// Restore every part of each table (the classic restore): drop the table, create it, download all.
     /// With `dataOnly`: no table is dropped or created; every live part is replaced by the backup's.
     public var full = false
-    /// `--data`: existing tables only; none is created or recreated.
+    /// `--data`: existing tables only; none is created or recreated (missing ones are listed
+    /// as to create, with nothing to download: the restore leaves them missing).
     public var dataOnly = false
+    /// `--schema`: missing tables are created empty; existing ones are left alone (no refusal,
+    /// nothing to compare or download).
+    public var schemaOnly = false
     /// Skip the free-space check.
     public var ignoreDiskSpace = false
     /// Drops run before downloads (`--drop-first`): the space they free counts for the downloads.
@@ -136,7 +140,8 @@ public struct PlanOptions: Sendable {
 
     public init(dropIfSchemaChanged: Bool = false, full: Bool = false, ignoreDiskSpace: Bool = false,
                 downloadsUseSpace: Bool = true, dropFirst: Bool = false, dataOnly: Bool = false,
-                killMutations: Bool = false) {
+                killMutations: Bool = false, schemaOnly: Bool = false) {
+        self.schemaOnly = schemaOnly
         self.killMutations = killMutations
         self.dropFirst = dropFirst
         self.dataOnly = dataOnly
@@ -203,6 +208,9 @@ public struct TablePlan: Sendable, Codable, Equatable {
     public var resequence: [Resequenced] = []
     /// Unfinished mutations of the live table to kill first (`--kill-mutations`).
     public var killMutations: [Mutation] = []
+    /// The sequence of this plan's first step in the journal: 0 for the first plan of a table,
+    /// after every earlier step for a plan made again (the steps before it are not this plan's).
+    public var firstStep: Int = 0
 
     /// A mutation of a table: its id (`mutation_5.txt`) and command.
     public struct Mutation: Sendable, Codable, Equatable {
@@ -229,7 +237,7 @@ public struct TablePlan: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case database, table, create, createDatabase, recreate, keep, drop, download, resequence, killMutations, refused
-        case identity, drift
+        case identity, drift, firstStep
     }
 
     /// Plans journaled before `resequence` existed decode with none.
@@ -245,6 +253,7 @@ public struct TablePlan: Sendable, Codable, Equatable {
         download = try values.decode([PartAction].self, forKey: .download)
         resequence = try values.decodeIfPresent([Resequenced].self, forKey: .resequence) ?? []
         killMutations = try values.decodeIfPresent([Mutation].self, forKey: .killMutations) ?? []
+        firstStep = try values.decodeIfPresent(Int.self, forKey: .firstStep) ?? 0
         refused = try values.decodeIfPresent(String.self, forKey: .refused)
         identity = try values.decode(String.self, forKey: .identity)
         drift = try values.decodeIfPresent(Drift.self, forKey: .drift)

@@ -43,6 +43,9 @@ public enum Planner {
             database: backup.database, table: backup.table, create: liveTable == nil,
             createDatabase: liveTable == nil && live.databases[backup.database] == nil, recreate: false, keep: [],
             drop: [], download: [], refused: nil, identity: "hash_of_all_files", drift: nil)
+        // --schema leaves existing tables alone and creates missing ones empty; --data leaves
+        // missing ones missing: nothing to compare, refuse or download for them.
+        if options.schemaOnly || (options.dataOnly && liveTable == nil) { return plan }
         func refuse(_ reason: String) -> TablePlan {
             var refused = plan
             refused.create = false
@@ -210,10 +213,8 @@ public enum Planner {
     static func keepBackupOrder(_ backupParts: [(name: PartName, part: BackupTableState.Part)], useCRC: Bool,
                                 into plan: inout TablePlan) {
         guard !plan.keep.isEmpty else { return }
-        let toDownload = Set(plan.download.map(\.name))
         let keptByBackup = Dictionary(plan.keep.map { ($0.backup, $0) }, uniquingKeysWith: { a, _ in a })
         var keep: [TablePlan.Kept] = []
-        var extraDownloads: [TablePlan.PartAction] = []
         var partition: String?
         var inPlace = true
         var lastLiveBlock = Int64.min
@@ -234,19 +235,26 @@ public enum Planner {
                 continue
             }
             inPlace = false
-            let content = identity(part, crc: useCRC)
-            if toDownload.contains(kept.live) {
-                extraDownloads.append(action(part, partition: name.partitionID, identity: content))
-                plan.drop.append(.init(name: kept.live, partition: name.partitionID, disk: part.disk, bytes: part.bytes,
-                                       identity: content))
-            } else {
-                plan.resequence.append(.init(backup: part.name, live: kept.live, partition: name.partitionID,
-                                             disk: part.disk, bytes: part.bytes, identity: content))
-            }
+            plan.resequence.append(.init(backup: part.name, live: kept.live, partition: name.partitionID,
+                                         disk: part.disk, bytes: part.bytes, identity: identity(part, crc: useCRC)))
         }
         plan.keep = keep
-        if !extraDownloads.isEmpty {
-            plan.download = (plan.download + extraDownloads).sorted { (PartName($0.name)!, $0.name) < (PartName($1.name)!, $1.name) }
+        // Every name that needs detached/ must be distinct: a re-sequenced part whose live name
+        // is a download's is downloaded instead (and its live part dropped), which adds its
+        // backup name to the downloads; repeated until no name is needed twice.
+        var needed = Set(plan.download.map(\.name))
+        var moved = false
+        while let index = plan.resequence.firstIndex(where: { needed.contains($0.live) }) {
+            let part = plan.resequence.remove(at: index)
+            needed.insert(part.backup)
+            plan.download.append(.init(name: part.backup, partition: part.partition, disk: part.disk, bytes: part.bytes,
+                                       identity: part.identity))
+            plan.drop.append(.init(name: part.live, partition: part.partition, disk: part.disk, bytes: part.bytes,
+                                   identity: part.identity))
+            moved = true
+        }
+        if moved {
+            plan.download.sort { (PartName($0.name)!, $0.name) < (PartName($1.name)!, $1.name) }
             plan.drop.sort { $0.name < $1.name }
         }
     }

@@ -64,6 +64,9 @@ public struct RestoreRunner: Sendable {
         let journalBefore = await journal.busy
         let journalCPUBefore = await journal.busyCPU
         removeStaging(of: run)
+        // A statement of this run still running on the server (its process was killed, the
+        // server carried on) is waited for before anything is observed or planned again.
+        try await waitForStatements(of: run)
         let plans = try await journal.events(run, kind: .planTable)
         let transfers = AsyncSemaphore(options.concurrency)
         let progress = RestoreProgress(logger: logger)
@@ -126,7 +129,9 @@ extension RestoreRunner {
     /// Whether a table of the run will still drop or attach parts of an existing table: planned
     /// so (not refused, not created), and not failed or finished already.
     func stillChangesLiveParts(_ plan: JournalEvent, _ table: TablePlan, run: Int64) async throws -> Bool {
-        guard table.refused == nil, !table.create, !(table.drop.isEmpty && table.download.isEmpty) else { return false }
+        guard table.refused == nil, !table.create,
+              !(table.drop.isEmpty && table.download.isEmpty && table.resequence.isEmpty && table.killMutations.isEmpty)
+        else { return false }
         switch plan.state {
         case .failed: return false
         case .done: return try await journal.nextUnfinished(run, database: table.database, table: table.table) != nil
@@ -142,6 +147,20 @@ extension RestoreRunner {
         guard let next = try await journal.nextUnfinished(run, database: planEvent.database, table: planEvent.table)
         else { return }
         try await journal.transition(next.id, to: .failed, error: "\(error)")
+    }
+
+    /// Waits (up to an hour) while a statement sent by this journal's run is still running on
+    /// the server (its query_id starts with the run's prefix).
+    func waitForStatements(of run: Int64) async throws {
+        let prefix = "inplace-" + stagingPrefix(run)
+        for second in 0..<3600 {
+            let count = try await client.execute(
+                "SELECT count() FROM system.processes WHERE startsWith(query_id, {p:String})", parameters: ["p": prefix])
+            guard (Int(count.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 0 else { return }
+            if second % 30 == 0 { logger.warning("run \(run): waiting for its statements still running on the server (system.processes, query_id \(prefix)*)") }
+            try await Task.sleep(for: .seconds(1))
+        }
+        throw RestoreError("statements of run \(run) are still running on the server after an hour (system.processes, query_id \(prefix)*); wait for them or KILL QUERY them, then resume")
     }
 
     /// The disk a path is on: the one with the longest matching path, since another disk may be

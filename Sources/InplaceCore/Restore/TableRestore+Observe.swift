@@ -56,8 +56,10 @@ extension TableRestore {
     /// exclusion, never by counting parts of an identity.
     func unclaimedPart(_ attach: JournalEvent) async throws -> String? {
         guard let identity = attach.identity, let name = PartName(attach.part ?? "") else { return nil }
-        var claimed = try await journal.claimedParts(run, database: planEvent.database, table: planEvent.table)
-        claimed.formUnion(try await currentPlan().keep.map(\.live))
+        let plan = try await currentPlan()
+        var claimed = try await journal.claimedParts(run, database: planEvent.database, table: planEvent.table,
+                                                     from: plan.firstStep)
+        claimed.formUnion(plan.keep.map(\.live))
         let candidates = try await activeParts(partition: name.partitionID).filter { part in
             !claimed.contains(part.name) && (try? identityOf(part, crc: identity.hasPrefix("crc64:"))) == identity
         }

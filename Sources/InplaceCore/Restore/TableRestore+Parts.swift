@@ -213,7 +213,11 @@ extension TableRestore {
         TestCrash.afterEffect("ATTACH PART \(part)")
         // command_type, partition_id, part_name, old_part_name
         let fields = answer.split(separator: "\n").first?.split(separator: "\t", omittingEmptySubsequences: false) ?? []
-        return fields.count >= 3 ? String(fields[2]) : part
+        guard fields.count >= 3, PartName(String(fields[2])) != nil else {
+            // Never assume a name: the step stays unrecorded, and a replay finds the part by exclusion.
+            throw RestoreError("ATTACH PART \(part) answered without the attached part's name (\(answer.prefix(200))); `inplace journal replay RUN --failed` finds the part in the table")
+        }
+        return String(fields[2])
     }
 
     /// The attached part holds the backup's content and, for a downloaded part, ClickHouse's
@@ -238,13 +242,40 @@ extension TableRestore {
         }
         guard let problem else { return }
         if local { throw RestoreError("\(problem); it stays attached") }
-        try await client.execute("ALTER TABLE \(qualified) DETACH PART \(ClickHouseSQL.string(part))")
+        try await client.execute("ALTER TABLE \(qualified) DETACH PART \(ClickHouseSQL.string(part))",
+                                 settings: ["query_id": queryID(attach)])
+        TestCrash.afterEffect("DETACH PART \(part) (failed its check)")
         let folder = (live.path as NSString).deletingLastPathComponent + "/detached/"
         let kept = quarantine(folder + part, event: attach)
         throw BackupError(.missingData, "\(problem); the part was detached again; \(kept); \(Self.repairAdvice)")
     }
 
     static let repairAdvice = "repair the backup (or take this part from another), then `inplace journal replay RUN --failed`"
+
+    /// Before the table is planned again: a downloaded part this plan attached but did not check
+    /// (killed during CHECK, or before its name was recorded) would be taken by the new plan as
+    /// kept, unchecked. Each is found (by its recorded name, or by exclusion) and checked now:
+    /// done when it passes, detached again and quarantined when it does not (then the new plan
+    /// downloads it again). One merged away is not found: the new plan drops what holds it.
+    func checkAttachedBeforeReplan() async throws {
+        let plan = try await currentPlan()
+        let detached = try await detachedFolders()
+        for try await attach in stream([.attachPart])
+        where attach.sequence >= plan.firstStep && attach.detail != Self.localAttach && attach.identity != nil
+            && (attach.state == .started || attach.state == .interrupted || attach.attempts > 0) && attach.state != .done {
+            let folder = try detachedFolder(detached, disk: attach.disk)
+            var name = attach.newPart
+            if name == nil, !FileSystem.isFolder(folder + (attach.part ?? "")) { name = try await unclaimedPart(attach) }
+            guard let part = name, let parsed = PartName(part), try await observePart(parsed).partActive else { continue }
+            do {
+                try await check(part, attach: attach, local: false)
+                try await journal.transition(attach.id, to: .done, detail: "attached as \(part), checked before the table was planned again",
+                                             newPart: part)
+            } catch let error as BackupError where error.kind == .missingData {
+                try await journal.transition(attach.id, to: .failed, error: "\(error)", clearNewPart: true)
+            }
+        }
+    }
 
     private func download(_ event: JournalEvent, into detached: String) async throws -> ActionResult {
         let part = event.part ?? ""

@@ -33,7 +33,7 @@ extension TableRestore {
     var planOptions: PlanOptions {
         PlanOptions(dropIfSchemaChanged: options.dropIfSchemaChanged, full: options.full,
                     ignoreDiskSpace: options.ignoreDiskSpace, dropFirst: options.dropFirst, dataOnly: options.dataOnly,
-                    killMutations: options.killMutations)
+                    killMutations: options.killMutations, schemaOnly: options.schemaOnly)
     }
 
     /// The table planned now against the live state.
@@ -75,7 +75,8 @@ extension TableRestore {
         let plan = try await currentPlan()
         guard plan.refused == nil else { return }
         var expected = Set(plan.keep.map(\.live))
-        expected.formUnion(try await journal.expectedActive(run, database: planEvent.database, table: planEvent.table))
+        expected.formUnion(try await journal.expectedActive(run, database: planEvent.database, table: planEvent.table,
+                                                            from: plan.firstStep))
         guard !expected.isEmpty else { return }
         let active = try await activeParts()
         let names = Set(active.map(\.name))
@@ -88,29 +89,36 @@ extension TableRestore {
     }
 
     /// Supersedes the table's unfinished steps and plans it again, in place, against the table
-    /// as it is: kept parts it detached are attached back first (a live part never waits in
-    /// `detached/` for a plan that no longer names it), and complete downloads are taken by the
-    /// new plan's downloads of the same parts instead of fetched again.
+    /// as it is. First: kept parts it detached are attached back (a live part never waits in
+    /// `detached/` for a plan that no longer names it), and parts it attached but did not check
+    /// are checked now (a new plan would take them as kept, unchecked) or, failing, quarantined.
+    /// Complete downloads are taken by the new plan's downloads of the same parts instead of
+    /// fetched again. A `--data --full` run plans again as `--data --full`: the live parts from
+    /// before the run are never kept.
     func replan(because reason: String) async throws {
         runner.logger.warning("\(planEvent.database).\(planEvent.table): planning the table again: \(reason)")
         try await attachBackDetached()
+        try await checkAttachedBeforeReplan()
         try await journal.supersede(run, database: planEvent.database, table: planEvent.table,
                                     reason: "superseded: the table was planned again (\(reason))")
-        // In place, whatever the run's options: the table exists (created or recreated by this run already).
+        // In place, whatever the run's options: the table exists (created or recreated by this
+        // run already), and every part it holds that the backup has was checked.
         var options = planOptions
-        options.full = false
+        options.full = self.options.full && self.options.dataOnly
         options.dropIfSchemaChanged = false
-        guard let plan = try await planNow(options: options) else {
+        guard var plan = try await planNow(options: options) else {
             throw RestoreError("\(planEvent.database).\(planEvent.table) is no longer in the backup's plan")
         }
         if let refused = plan.refused { throw RestoreError("planned again after \(reason), and refused: \(refused)") }
         let metadata = try await runner.source.tableMetadata(database: plan.database, table: plan.table)
         let backup = try await runner.source.metadata()
         var inPlace = self.options
-        inPlace.full = false
+        inPlace.full = options.full
+        let last = try await journal.lastSequence(run, database: planEvent.database, table: planEvent.table)
+        plan.firstStep = last + 1
         let events = Self.events(for: plan, table: metadata, backup: backup, options: inPlace, aside: asideName)
-        try await journal.replan(planEvent.id, run: run, database: planEvent.database, table: planEvent.table,
-                                 plan: try Self.encode(plan), emitting: events)
+            .map { var event = $0; event.sequence += last; return event }
+        try await journal.replan(planEvent.id, run: run, plan: try Self.encode(plan), emitting: events)
         await progress.add(steps: plan.drop.count + 2 * (plan.download.count + plan.resequence.count),
                            bytes: plan.downloadBytes)
         try await removeUnusedDownloads(keeping: Set(plan.download.map(\.name)))

@@ -28,7 +28,10 @@ struct TableRestore: Sendable {
 
     func execute() async throws {
         guard try await planned() else { return }
-        let resumed = planEvent.state == .done
+        // A table whose steps all ended (done, or failed and waiting for a replay) is left as it
+        // is: a resume carries on the others, and a finished table is never planned again.
+        guard try await journal.nextUnfinished(run, database: planEvent.database, table: planEvent.table) != nil
+        else { return }
         for try await create in stream([.createTable]) where create.state != .done {
             guard try await perform(create, check: { try await createTableDone(create) },
                                     action: { try await createTable(create) })
@@ -44,7 +47,9 @@ struct TableRestore: Sendable {
         if touchesParts { try await client.execute("SYSTEM STOP MERGES \(qualified)") }
         do {
             var replans = 0
-            var check = resumed
+            // With merges stopped: a merge between the plan (or the last run) and now took parts
+            // the plan names. One system.parts query; none for a table the run creates.
+            var check = touchesParts
             while true {
                 do {
                     if check { try await checkStillAsPlanned() }
