@@ -71,6 +71,9 @@ struct ParsingTests {
         #expect(v26 >= ClickHouseVersion.minimumSupported)
         #expect(lts > ClickHouseVersion("23.10")!)
         #expect(ClickHouseVersion("23.8") == ClickHouseVersion("23.8.0.0"))
+        // CHECK TABLE ... PART, run on every attach, first shipped in 23.10.
+        #expect(ClickHouseVersion("23.9.6.20")! < ClickHouseVersion.minimumSupported)
+        #expect(ClickHouseVersion("23.10.1.1")! >= ClickHouseVersion.minimumSupported)
         #expect(ClickHouseVersion("garbage") == nil)
     }
 

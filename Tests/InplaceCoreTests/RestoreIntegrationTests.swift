@@ -86,14 +86,14 @@ struct RestoreScenario {
 
     /// Differences between the live tables and the backup (empty when equal): parts compared as
     /// multisets of (partition, hash), and rows counted, with no duplicated id.
-    func differences(from backup: any BackupSource) async throws -> [String] {
+    func differences(from backup: any BackupSource, parts compareParts: Bool = true) async throws -> [String] {
         var problems: [String] = []
         let live = try await ClickHouseCatalog(client: ch).parts(of: Self.tables.map { (db, $0) })
         for table in Self.tables {
             let metadata = try await backup.tableMetadata(database: db, table: table)
             let wanted = (metadata.parts?["default"] ?? []).map { "\(PartName($0.name)!.partitionID)/\(metadata.hash_of_all_files?[$0.name] ?? "?")" }.sorted()
             let have = live.filter { $0.table == table }.map { "\($0.partitionID)/\($0.hash)" }.sorted()
-            if wanted != have { problems.append("\(table): parts \(have) instead of \(wanted)") }
+            if compareParts && wanted != have { problems.append("\(table): parts \(have) instead of \(wanted)") }
             guard let counts = try? await ch.execute("SELECT count(), uniqExact(id) FROM \(q(db)).\(q(table))")
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             else {
@@ -278,7 +278,9 @@ extension RestoreIntegrationTests {
             let resumed = try await CLI.run(["resume", "--config", config, "--journal", journal, "--json"], environment: env)
             #expect(resumed.status == 0, "k=\(k): \(resumed.stdout) \(resumed.stderr)")
             #expect(try await scenario.contents() == atBackup, "k=\(k)")
-            #expect(try await scenario.differences(from: backup) == [], "k=\(k)")
+            // A table that had finished before the kill was merged by the test and is left as
+            // it is (equal by rows, its parts merged): parts are compared only without merging.
+            #expect(try await scenario.differences(from: backup, parts: !mergeBeforeResume) == [], "k=\(k)")
             #expect(try await leftovers(scenario, journal: journal) == [], "k=\(k)")
             #expect(try await scenario.asideTables() == [], "k=\(k): an old copy left")
             // No completed download was fetched again; every step ended done (or was replaced

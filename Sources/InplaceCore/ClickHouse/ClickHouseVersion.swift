@@ -5,8 +5,11 @@ public struct ClickHouseVersion: Comparable, Sendable, CustomStringConvertible {
 
     /// The oldest server `inplace` supports: it needs `system.parts.hash_of_all_files`,
     /// `ALTER TABLE ... DROP PART`, `alter_partition_verbose_result`, `system.disks` and Atomic
-    /// databases, all present in 23.8 LTS. Older servers are refused before anything changes.
-    public static let minimumSupported = ClickHouseVersion("23.8")!
+    /// databases (all in 23.8 LTS), and `CHECK TABLE ... PART`, which every attach is verified
+    /// with and which first shipped in 23.10 (ClickHouse PR #53404): on 23.8 and 23.9 every
+    /// attach would fail after the part is attached. Older servers are refused before anything
+    /// changes.
+    public static let minimumSupported = ClickHouseVersion("23.10")!
 
     public init?(_ text: String) {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
