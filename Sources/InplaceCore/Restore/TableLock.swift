@@ -33,10 +33,11 @@ public struct TableLocks: Sendable {
     }
 
     /// The lock file's name for a table: `<db>.<table>-<32 hex>.lock`, each name cut to 40
-    /// characters of `[A-Za-z0-9_]` (others become `_`).
+    /// characters of `[A-Za-z0-9_]` (others become `_`, an empty name `_`: never a dot-name).
     public static func fileName(database: String, table: String) -> String {
         func readable(_ name: String) -> String {
-            String(name.unicodeScalars.prefix(40).map { scalar -> Character in
+            if name.isEmpty { return "_" }
+            return String(name.unicodeScalars.prefix(40).map { scalar -> Character in
                 let value = scalar.value
                 let keep = (0x30...0x39).contains(value) || (0x41...0x5A).contains(value)
                     || (0x61...0x7A).contains(value) || value == 0x5F
