@@ -213,6 +213,22 @@ struct TableLockTests {
         handles.forEach { $0.release() }
     }
 
+    @Test("10,000 tables locked and released one after another: every file made, fast enough for a restore")
+    func tenThousandLocks() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let locks = TableLocks(folder: folder.path("locks"))
+        let start = ContinuousClock.now
+        for index in 0..<10_000 {
+            let handle = try await locks.acquire(database: "db", table: "t\(index)", holder: holder())
+            handle.release()
+        }
+        let elapsed = ContinuousClock.now - start
+        print("10,000 table locks taken and released in \(elapsed)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: locks.folder).count == 10_000)
+        #expect(elapsed < .seconds(30))
+    }
+
     @Test("under umask 000 the locks folder is 0700 and the lock file 0600")
     func ownerOnlyUnderUmask000() async throws {
         let folder = try TemporaryFolder()
@@ -248,5 +264,62 @@ struct TableLockTests {
         }
         #expect(error?.kind == .io)
         #expect(try String(contentsOfFile: target, encoding: .utf8) == "keep me")
+    }
+}
+
+@Suite("inplace create and the table locks (test bed)", .enabled(if: TestBed.shouldRun))
+struct CreateTableLockTests {
+    @Test("create refuses a table locked by another process (exit 16, the holder named, no backup left), and with --wait-lock waits for it")
+    func createRefusedThenWaits() async throws {
+        let bed = try TestBed.load()
+        let ch = try bed.clickHouse()
+        let sample = try await SampleDatabase.make(ch, prefix: "it_lock", tables: ["t", "u"])
+        let layout = LocalBackupLayout(disks: try await ClickHouseCatalog(client: ch).disks())
+        let locks = TableLocks(layout: layout)
+        // The file exists (0600) before the shell opens it, as it would after any earlier run.
+        try await locks.acquire(database: sample.name, table: "t", holder: holder()).release()
+        let path = locks.path(database: sample.name, table: "t")
+        let config = TestBed.envFile.replacingOccurrences(of: "/env", with: "/config.yml")
+        let arguments = ["create", "--config", config, "--tables", "\(sample.name).*"]
+        var made: [String] = []
+
+        let holding = try ShellLockHolder(path: path, seconds: 60)
+        #expect(try await holding.waitUntilHeld(locks, database: sample.name, table: "t"))
+        let refusedName = TestBed.uniqueName("lock")
+        let refused = try await CLI.run(arguments + [refusedName])
+        let impatient = try await CLI.run(arguments + ["--wait-lock", "1", refusedName])
+        holding.killAndWait()
+        #expect(refused.status == 16, "\(refused.stderr)")
+        #expect(refused.stderr.contains(
+            "`\(sample.name)`.`t` is locked by restore run 41 of journal /var/lib/other/journal.sqlite, pid \(holding.pid)"),
+                "\(refused.stderr)")
+        #expect(refused.stderr.contains("--wait-lock SECONDS"))
+        #expect(impatient.status == 16)
+        #expect(impatient.stderr.contains("still locked after waiting 1 s"), "\(impatient.stderr)")
+        #expect(!FileSystem.exists(layout.folder(refusedName)), "a refused create leaves no backup behind")
+        for table in ["t", "u"] {
+            let free = try await locks.acquire(database: sample.name, table: table, holder: holder())
+            free.release()
+        }
+
+        let briefly = try ShellLockHolder(path: path, seconds: 2)
+        #expect(try await briefly.waitUntilHeld(locks, database: sample.name, table: "t"))
+        let name = TestBed.uniqueName("lock")
+        made.append(name)
+        let start = ContinuousClock.now
+        let waited = try await CLI.run(arguments + ["--wait-lock", "10", "--json", name])
+        let elapsed = ContinuousClock.now - start
+        briefly.process.waitUntilExit()
+        #expect(waited.status == 0, "\(waited.stderr)")
+        #expect(elapsed >= .seconds(1), "it waited for the holder (\(elapsed))")
+        #expect(elapsed < .seconds(10))
+        let summary = try JSONSerialization.jsonObject(with: Data(waited.stdout.utf8)) as? [String: String]
+        #expect(summary?["tables"] == "2")
+        #expect(summary?["parts"] == "6")
+        #expect(FileSystem.exists(layout.metadataFile(name)))
+        #expect(locks.recordedHolder(database: sample.name, table: "t") == nil, "create released its locks")
+
+        for backup in made { try? FileManager.default.removeItem(atPath: layout.folder(backup)) }
+        await sample.drop()
     }
 }
