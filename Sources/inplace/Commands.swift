@@ -29,7 +29,7 @@ struct Create: AsyncParsableCommand {
     @Flag(help: "Back up table definitions only, no data.")
     var schema = false
     @Option(name: .customLong("wait-lock"), help: ArgumentHelp(
-        "Wait up to SECONDS for each table locked by a restore (default 0: refuse at once, exit 16).",
+        "Wait up to SECONDS for each table a restore holds locked; 0 refuses at once (exit 16).",
         valueName: "SECONDS"))
     var waitLock = 0
     @Flag(help: "Print the result as JSON on standard output.")
