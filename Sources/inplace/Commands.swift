@@ -28,10 +28,18 @@ struct Create: AsyncParsableCommand {
     var tables: String?
     @Flag(help: "Back up table definitions only, no data.")
     var schema = false
+    @Option(name: .customLong("wait-lock"), help: ArgumentHelp(
+        "Wait up to SECONDS for each table a restore holds locked; 0 refuses at once (exit 16).",
+        valueName: "SECONDS"))
+    var waitLock = 0
     @Flag(help: "Print the result as JSON on standard output.")
     var json = false
     @Argument(help: "The backup's name.")
     var name: String
+
+    func validate() throws {
+        guard waitLock >= 0 else { throw ValidationError("--wait-lock takes a number of seconds, 0 or more") }
+    }
 
     func run() async throws {
         try await runMapped {
@@ -39,7 +47,7 @@ struct Create: AsyncParsableCommand {
             let creator = BackupCreator(client: ClickHouseClient(endpoint: config.clickHouseEndpoint))
             let summary = try await creator.create(.init(
                 name: name, tables: TablePattern(tables), schemaOnly: schema, skipTables: config.clickhouse.skipTables,
-                concurrency: config.general.uploadConcurrency))
+                concurrency: config.general.uploadConcurrency, waitLock: .seconds(waitLock)))
             if json {
                 try printJSON(["name": summary.name, "folder": summary.folder, "tables": String(summary.tables),
                                "parts": String(summary.parts), "bytes": String(summary.bytes)])

@@ -32,6 +32,8 @@ enum Exit {
     static let journal: Int32 = 14
     /// `verify`: the live tables differ from the backup.
     static let differs: Int32 = 15
+    /// A table is locked by another inplace process (a restore), or its lock file is unusable.
+    static let tableLocked: Int32 = 16
 
     /// Prints `error` for an operator and returns the exit code for it.
     static func report(_ error: any Error) -> ExitCode {
@@ -49,6 +51,7 @@ enum Exit {
             }
         case is ArchiveError: code = archiveRefused
         case is JournalError: code = journal
+        case is TableLockError: code = tableLocked
         default: code = failure
         }
         FileHandle.standardError.write(Data("inplace: error: \(error)\n".utf8))

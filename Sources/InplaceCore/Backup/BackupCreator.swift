@@ -6,7 +6,11 @@ import Logging
 ///
 /// 1. Check the server's version; claim `<default disk>/backup/NAME/` (refused if it exists).
 /// 2. Select tables: `--tables` globs on `db.table`, minus system databases and `skip_tables`.
-/// 3. Per MergeTree table (several at once): read its parts (with hashes), FREEZE WITH NAME a
+///    Each selected table's lock (TableLocks, the one a restore holds) is tried once before
+///    anything is frozen, so that a table being restored refuses the backup early (or is waited
+///    for, `waitLock`): a backup taken mid-restore would record a half-restored table.
+/// 3. Per table (several at once), holding its lock from its first read to its JSON written:
+///    for a MergeTree table, read its parts (with hashes), FREEZE WITH NAME a
 ///    random name, read the active parts again (`current_parts`), move the frozen part folders
 ///    into the backup's shadow folder (same disk, a rename), UNFREEZE, then write the table's
 ///    JSON with sizes, `hash_of_all_files`, `checksums` (CRC-64 of checksums.txt) and the rows
@@ -21,14 +25,18 @@ public struct BackupCreator: Sendable {
         public var schemaOnly: Bool
         public var skipTables: [String]
         public var concurrency: Int
+        /// How long to wait for each table locked by a restore (zero: refuse at once).
+        public var waitLock: Duration
 
         public init(name: String, tables: TablePattern = TablePattern(nil), schemaOnly: Bool = false,
-                    skipTables: [String] = InplaceConfig.ClickHouse.defaultSkipTables, concurrency: Int = 2) {
+                    skipTables: [String] = InplaceConfig.ClickHouse.defaultSkipTables, concurrency: Int = 2,
+                    waitLock: Duration = .zero) {
             self.name = name
             self.tables = tables
             self.schemaOnly = schemaOnly
             self.skipTables = skipTables
             self.concurrency = concurrency
+            self.waitLock = waitLock
         }
     }
 
@@ -42,10 +50,13 @@ public struct BackupCreator: Sendable {
 
     let client: ClickHouseClient
     let logger: Logger
+    /// The table locks' folder; nil: the server's (`<default disk>/backup/.inplace-locks`).
+    let locksFolder: String?
 
-    public init(client: ClickHouseClient, logger: Logger = Logger(label: "inplace.create")) {
+    public init(client: ClickHouseClient, logger: Logger = Logger(label: "inplace.create"), locksFolder: String? = nil) {
         self.client = client
         self.logger = logger
+        self.locksFolder = locksFolder
     }
 
     public func create(_ options: Options) async throws -> Summary {
@@ -88,8 +99,17 @@ public struct BackupCreator: Sendable {
         let databases = try await catalog.databases().filter { selectedDatabases.contains($0.name) }
         logger.info("backing up \(selected.count) table(s) into \(layout.folder(options.name))")
 
+        let locks = locksFolder.map { TableLocks(folder: $0) } ?? TableLocks(layout: layout)
+        let holder = TableLockHolder(journal: nil, run: nil, command: "create \(options.name)")
+        for table in selected {
+            try await locks.acquire(database: table.database, table: table.name, holder: holder, wait: options.waitLock)
+                .release()
+        }
         let results = try await concurrentMap(selected, width: options.concurrency) { table in
-            try await self.backUp(table, options: options, catalog: catalog, disks: disks, layout: layout)
+            let lock = try await locks.acquire(database: table.database, table: table.name, holder: holder,
+                                               wait: options.waitLock)
+            defer { lock.release() }
+            return try await self.backUp(table, options: options, catalog: catalog, disks: disks, layout: layout)
         }
 
         var metadataSize: UInt64 = 0

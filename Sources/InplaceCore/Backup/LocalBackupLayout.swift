@@ -21,6 +21,10 @@ public struct LocalBackupLayout: Sendable {
     public var root: String { defaultDiskPath + "backup/" }
 
     public func folder(_ backup: String) -> String { root + backup }
+
+    /// `<default disk>/backup/.inplace-locks`: the table locks (TableLocks), one place per host
+    /// whatever `--journal` says. A dot-name, so never listed as a backup.
+    public var locksFolder: String { root + ".inplace-locks" }
     public func metadataFile(_ backup: String) -> String { folder(backup) + "/metadata.json" }
 
     public func tableMetadataFile(_ backup: String, database: String, table: String) -> String {
