@@ -106,6 +106,7 @@ struct JournalCommand: AsyncParsableCommand {
             abstract: "Run failed steps of a run again, through the same checks, then finish the run.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var journalOptions: JournalOptions
+        @OptionGroup var lockOptions: LockOptions
         @Flag(help: "Replay every failed step of the run.")
         var failed = false
         @Option(help: "Replay this one step.")
@@ -143,7 +144,8 @@ struct JournalCommand: AsyncParsableCommand {
                 for step in chosen where step.state != .done {
                     try await journal.transition(step.id, to: .pending, detail: "replay requested")
                 }
-                try await resumeRun(run, config: config, client: client, layout: layout, journal: journal, json: json)
+                try await resumeRun(run, config: config, client: client, layout: layout, waitLock: lockOptions.duration,
+                                    command: "journal replay", journal: journal, json: json)
             }
         }
     }

@@ -2,6 +2,20 @@ import ArgumentParser
 import Foundation
 import InplaceCore
 
+/// `--wait-lock`, on every command that changes tables (restore, resume, journal replay).
+struct LockOptions: ParsableArguments {
+    @Option(name: .customLong("wait-lock"), help: ArgumentHelp(
+        "Wait up to this many seconds for a table another inplace process is restoring (default 0: refuse the table at once).",
+        valueName: "seconds"))
+    var waitLock = 0
+
+    func validate() throws {
+        guard waitLock >= 0 else { throw ValidationError("--wait-lock takes a number of seconds, 0 or more") }
+    }
+
+    var duration: Duration { .seconds(waitLock) }
+}
+
 /// Options shared by the commands that read or write the journal.
 struct JournalOptions: ParsableArguments {
     @Option(help: "The journal file (default: <default disk path>/backup/inplace-journal.sqlite on the ClickHouse host).")
@@ -23,6 +37,7 @@ struct RestoreCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var journalOptions: JournalOptions
     @OptionGroup var flags: RestoreFlags
+    @OptionGroup var lockOptions: LockOptions
     @Flag(help: "Accepted as in clickhouse-backup; in-place is the default.")
     var restoreInPlace = false
     @Option(help: "Transfers and tables at once (default: general.download_concurrency).")
@@ -53,7 +68,7 @@ struct RestoreCommand: AsyncParsableCommand {
             let journal = try Journal(path: journalOptions.path(layout))
             let disks = try await ClickHouseCatalog(client: client).disks()
             let runner = RestoreRunner(client: client, source: source, journal: journal, disks: disks,
-                                       retry: retryPolicy(config))
+                                       retry: retryPolicy(config), waitLock: lockOptions.duration, command: "restore")
             if !newRun, let unfinished = try await journal.unfinishedRun(backup: name, options: options.json) {
                 FileHandle.standardError.write(Data("inplace: run \(unfinished.id) of \(name) with these options did not finish; resuming it (pass --new-run to start over)\n".utf8))
                 try await finish(try await cancellable { try await runner.resume(unfinished.id, options: options) },
@@ -108,6 +123,7 @@ struct ResumeCommand: AsyncParsableCommand {
         commandName: "resume", abstract: "Carry on an unfinished restore from its journal.")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var journalOptions: JournalOptions
+    @OptionGroup var lockOptions: LockOptions
     @Flag(help: "Print the summary as JSON on standard output.")
     var json = false
     @Argument(help: "The run to resume (default: the newest unfinished run).")
@@ -128,7 +144,8 @@ struct ResumeCommand: AsyncParsableCommand {
                 }
                 run = found
             }
-            try await resumeRun(run, config: config, client: client, layout: layout, journal: journal, json: json)
+            try await resumeRun(run, config: config, client: client, layout: layout, waitLock: lockOptions.duration,
+                                command: "resume", journal: journal, json: json)
         }
     }
 }
@@ -136,12 +153,14 @@ struct ResumeCommand: AsyncParsableCommand {
 /// Resumes `run` with the options and backup it was journaled with, prints the summary, and exits
 /// non-zero unless every step is done (resume and replay).
 func resumeRun(_ run: JournalRun, config: InplaceConfig, client: ClickHouseClient, layout: LocalBackupLayout,
+               waitLock: Duration, command: String,
                journal: Journal, json: Bool) async throws {
     let options = try JSONDecoder().decode(RestoreOptions.self, from: Data(run.options.utf8))
     let source = try await openBackup(run.backup, from: BackupLocation(rawValue: run.source), layout: layout,
                                       remote: try remoteStore(config, required: run.source == "remote"))
     let runner = RestoreRunner(client: client, source: source, journal: journal,
-                               disks: try await ClickHouseCatalog(client: client).disks(), retry: retryPolicy(config))
+                               disks: try await ClickHouseCatalog(client: client).disks(), retry: retryPolicy(config),
+                               waitLock: waitLock, command: command)
     let summary = try await cancellable { try await runner.resume(run.id, options: options) }
     try report(summary, json: json)
     try journal.verifyStillOnDisk()

@@ -24,16 +24,38 @@ public struct RestoreRunner: Sendable {
     let disks: [ClickHouseCatalog.Disk]
     let retry: RetryPolicy
     let logger: Logger
+    /// How long a table's lock held by another process is waited for (`--wait-lock`).
+    let waitLock: Duration
+    /// What the table locks name this process as: `restore`, `resume`, `journal replay`.
+    let command: String
 
     public init(client: ClickHouseClient, source: any BackupSource, journal: Journal, disks: [ClickHouseCatalog.Disk],
                 retry: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(500), maxDelay: .seconds(10)),
+                waitLock: Duration = .zero, command: String = "restore",
                 logger: Logger = Logger(label: "inplace.restore")) {
         self.client = client
         self.source = source
         self.journal = journal
         self.disks = disks
         self.retry = retry
+        self.waitLock = waitLock
+        self.command = command
         self.logger = logger
+    }
+
+    /// Takes a table's lock (TableLock.swift) for this run. `stale` names another run that
+    /// held it after this run began: that run changed the table, so this run's plan of it is
+    /// no longer to be trusted.
+    func lockTable(_ database: String, _ table: String, run: Int64) async throws -> (handle: TableLockHandle, stale: String?) {
+        let holder = TableLockHolder(journal: journal.path, run: run, command: command)
+        let handle = try await TableLocks(layout: LocalBackupLayout(disks: disks))
+            .acquire(database: database, table: table, holder: holder, wait: waitLock)
+        // Another run's holder that released the lock after this run began (or died holding it).
+        guard let previous = handle.previous, previous.journal != nil,
+              previous.journal != journal.path || previous.run != run,
+              let started = try await journal.run(run)?.startedAt, (previous.releasedAt ?? started) >= started
+        else { return (handle, nil) }
+        return (handle, "another run changed the table since this run planned it: \(previous.summary)")
     }
 
     /// Journals a new run for `planned` and executes it.

@@ -89,6 +89,9 @@ public struct TableLocks: Sendable {
                 throw error
             }
         }
+        // The last holder (one that released it, or died holding it): a restore that finds that
+        // another run changed the table since it planned it plans the table again.
+        let previous = Self.readHolder(path)
         var record = holder
         record.database = database
         record.table = table
@@ -99,7 +102,8 @@ public struct TableLocks: Sendable {
             _ = ftruncate(fd, 0)
             _ = line.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
         }
-        return TableLockHandle(database: database, table: table, path: path, descriptor: fd)
+        return TableLockHandle(database: database, table: table, path: path, descriptor: fd, previous: previous,
+                               record: record)
     }
 
     /// The holder recorded in a table's lock file, or nil (free, being taken, or unreadable).
@@ -147,22 +151,38 @@ public final class TableLockHandle: Sendable {
     public let database: String
     public let table: String
     public let path: String
+    /// Who held the lock last before this handle (its record stays in the file after release).
+    public let previous: TableLockHolder?
+    private let record: TableLockHolder
     private let descriptor: Mutex<Int32>
 
-    init(database: String, table: String, path: String, descriptor: Int32) {
+    init(database: String, table: String, path: String, descriptor: Int32, previous: TableLockHolder?,
+         record: TableLockHolder) {
         self.database = database
         self.table = table
         self.path = path
         self.descriptor = Mutex(descriptor)
+        self.previous = previous
+        self.record = record
     }
 
     public var isHeld: Bool { descriptor.withLock { $0 >= 0 } }
 
-    /// Empties the lock file (so that no stale holder is named later) and unlocks it.
+    /// Unlocks it. The holder's record stays in the file, as the last holder's (`previous` of
+    /// the next): a refusal only happens while the lock is held, by a holder that wrote its own
+    /// record when it took it, so a stale record is never named as the holder.
     public func release() {
         descriptor.withLock { fd in
             guard fd >= 0 else { return }
-            _ = ftruncate(fd, 0)
+            // When it was released, written while still held: the next holder tells whether
+            // this one changed the table after it planned it. A holder that died has none.
+            var released = record
+            released.releasedAt = BackupMetadata.now()
+            if var line = try? JSONEncoder.lockFile.encode(released) {
+                line.append(0x0A)
+                _ = ftruncate(fd, 0)
+                _ = line.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+            }
             close(fd)
             fd = -1
         }
@@ -186,10 +206,14 @@ public struct TableLockHolder: Codable, Sendable, Equatable {
     /// Filled by `acquire`: the table the file locks, for an operator reading it.
     public var database: String?
     public var table: String?
+    /// Written when the holder released the lock (RFC 3339, UTC); nil while held, or when the
+    /// holder died holding it.
+    public var releasedAt: String?
 
     enum CodingKeys: String, CodingKey {
         case journal, run, pid, host, command, database, table
         case startedAt = "started_at"
+        case releasedAt = "released_at"
     }
 
     public init(journal: String?, run: Int64?, command: String?, pid: Int32 = getpid(),

@@ -3,18 +3,21 @@ import Foundation
 extension TableRestore {
     // MARK: plan-table
 
-    /// Plans the table's events when that has not happened yet; false when refused.
-    func planned() async throws -> Bool {
+    /// Plans the table's events when that has not happened yet; false when refused. `stale`:
+    /// another run changed the table since this run planned it.
+    func planned(stale: String? = nil) async throws -> Bool {
         if planEvent.state != .done {
             guard planEvent.state != .failed else { return false }
             try await journal.transition(planEvent.id, to: .started)
             var plan = try JSONDecoder().decode(TablePlan.self, from: Data((planEvent.detail ?? "").utf8))
-            if plan.refused != nil, try await journal.transitions(planEvent.id).contains(where: { $0.to == .failed }) {
-                // Replayed after a refusal: the operator may have fixed its cause, so the table
-                // is planned again against the live state rather than refused from memory.
+            let refusedBefore = try await journal.transitions(planEvent.id).contains { $0.to == .failed }
+            if stale != nil || refusedBefore {
+                // Replayed after a refusal (the operator may have fixed its cause, or the lock's
+                // holder is gone), or changed by another run: the table is planned again against
+                // the live state rather than from memory.
                 plan = try await planNow(options: planOptions) ?? plan
                 try await journal.replacePlan(planEvent.id, plan: Self.encode(plan))
-                runner.logger.info("\(planEvent.database).\(planEvent.table): planned again: \(plan.refused.map { "still refused: \($0)" } ?? "no longer refused")")
+                runner.logger.info("\(planEvent.database).\(planEvent.table): planned again\(stale.map { " (\($0))" } ?? ""): \(plan.refused.map { "refused: \($0)" } ?? "not refused")")
             }
             if let refused = plan.refused {
                 try await journal.transition(planEvent.id, to: .failed, error: "refused: \(refused)")

@@ -27,11 +27,19 @@ struct TableRestore: Sendable {
     static let maxReplans = 3
 
     func execute() async throws {
-        guard try await planned() else { return }
         // A table whose steps all ended (done, or failed and waiting for a replay) is left as it
         // is: a resume carries on the others, and a finished table is never planned again.
-        guard try await journal.nextUnfinished(run, database: planEvent.database, table: planEvent.table) != nil
-        else { return }
+        func unfinished() async throws -> Bool {
+            try await journal.nextUnfinished(run, database: planEvent.database, table: planEvent.table) != nil
+        }
+        if planEvent.state == .done, try await !unfinished() { return }
+        // One process changes a table at a time, whatever its journal: held until the table's
+        // last step ends. Refused (held by another process), the error fails the table's next
+        // step, naming the holder.
+        let lock = try await runner.lockTable(planEvent.database, planEvent.table, run: run)
+        defer { lock.handle.release() }
+        guard try await planned(stale: lock.stale) else { return }
+        guard try await unfinished() else { return }
         for try await create in stream([.createTable]) where create.state != .done {
             guard try await perform(create, check: { try await createTableDone(create) },
                                     action: { try await createTable(create) })
@@ -50,8 +58,14 @@ struct TableRestore: Sendable {
             // With merges stopped: a merge between the plan (or the last run) and now took parts
             // the plan names. One system.parts query; none for a table the run creates.
             var check = touchesParts
+            // Planned before another run changed the table (its lock says so): planned again.
+            var stale = planEvent.state == .done ? lock.stale : nil
             while true {
                 do {
+                    if let reason = stale {
+                        stale = nil
+                        throw TableNeedsReplan(reason: reason)
+                    }
                     if check { try await checkStillAsPlanned() }
                     try await restoreParts()
                     break
