@@ -234,6 +234,28 @@ do {
         let elapsed = clock.now - started
         report(["benchmark": "journal-replay", "steps": tables.reduce(0) { $0 + $1.steps.count }, "transitions": transitions,
                 "seconds": Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18])
+    case "s3-dates":
+        // S3 listings parse one LastModified per object: the positional parser against
+        // Foundation's ISO8601DateFormatter (set up per call, as the client once did).
+        let count = Int(arguments.dropFirst().first ?? "") ?? 100_000
+        func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let texts: [String] = (0..<count).map { (i: Int) -> String in
+            let date = "2026-" + two(1 + i % 12) + "-" + two(1 + i % 28)
+            let time = two(i % 24) + ":" + two(i % 60) + ":" + two((i / 60) % 60)
+            return date + "T" + time + "." + String(100 + i % 900) + "Z"
+        }
+        var sink = 0.0
+        let positional = try await timed { for text in texts { sink += parseDate(text)?.timeIntervalSince1970 ?? 0 } }
+        let foundation = try await timed {
+            for text in texts {
+                let formatter = ISO8601DateFormatter()
+                formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+                sink -= formatter.date(from: text)?.timeIntervalSince1970 ?? 0
+            }
+        }
+        report(["benchmark": "s3-dates", "dates": count, "positional_seconds": positional, "foundation_seconds": foundation,
+                "positional_us_per_date": positional / Double(count) * 1e6, "foundation_us_per_date": foundation / Double(count) * 1e6,
+                "ratio_positional_over_foundation": positional / foundation, "checksum_zero": abs(sink) < 1])
     case "pipeline":
         // EVENTS download/attach events of one table journaled (in chunks), then read back
         // through the restore's stages (a paged journal stream, pairs, a concurrent ordered map
