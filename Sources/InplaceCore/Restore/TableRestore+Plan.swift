@@ -17,7 +17,7 @@ extension TableRestore {
                 // the live state rather than from memory.
                 plan = try await planNow(options: planOptions) ?? plan
                 try await journal.replacePlan(planEvent.id, plan: Self.encode(plan))
-                runner.logger.info("\(planEvent.database).\(planEvent.table): planned again\(stale.map { " (\($0))" } ?? ""): \(plan.refused.map { "refused: \($0)" } ?? "not refused")")
+                runner.logger.info("\(planEvent.database).\(planEvent.table): planned again\(stale.map { " (\($0))" } ?? ""): \(plan.refused.map { "still refused: \($0)" } ?? (refusedBefore ? "no longer refused" : "not refused"))")
             }
             if let refused = plan.refused {
                 try await journal.transition(planEvent.id, to: .failed, error: "refused: \(refused)")
