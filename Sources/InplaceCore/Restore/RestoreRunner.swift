@@ -60,13 +60,9 @@ public struct RestoreRunner: Sendable {
 
     /// Journals a new run for `planned` and executes it.
     public func start(_ planned: PlanBuilder.Result, options: RestoreOptions) async throws -> RestoreSummary {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         let tables = planned.plan.tables.filter { !$0.isNoOp || $0.refused != nil }
-        var events: [NewEvent] = []
-        for table in tables {
-            events.append(NewEvent(kind: .planTable, database: table.database, table: table.table,
-                                   detail: String(decoding: try encoder.encode(table), as: UTF8.self)))
+        let events = try tables.map {
+            NewEvent(kind: .planTable, database: $0.database, table: $0.table, detail: try TableRestore.encode($0))
         }
         let run = try await journal.createRun(backup: source.name, source: source.location.rawValue,
                                               options: options.json, events: events)
@@ -171,14 +167,19 @@ extension RestoreRunner {
         try await journal.transition(next.id, to: .failed, error: "\(error)")
     }
 
+    /// Whether a statement whose query_id starts with `prefix` runs on the server.
+    func statementsRunning(prefix: String) async throws -> Bool {
+        let count = try await client.execute(
+            "SELECT count() FROM system.processes WHERE startsWith(query_id, {p:String})", parameters: ["p": prefix])
+        return (Int(count.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 0
+    }
+
     /// Waits (up to an hour) while a statement sent by this journal's run is still running on
     /// the server (its query_id starts with the run's prefix).
     func waitForStatements(of run: Int64) async throws {
         let prefix = "inplace-" + stagingPrefix(run)
         for second in 0..<3600 {
-            let count = try await client.execute(
-                "SELECT count() FROM system.processes WHERE startsWith(query_id, {p:String})", parameters: ["p": prefix])
-            guard (Int(count.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 0 else { return }
+            guard try await statementsRunning(prefix: prefix) else { return }
             if second % 30 == 0 { logger.warning("run \(run): waiting for its statements still running on the server (system.processes, query_id \(prefix)*)") }
             try await Task.sleep(for: .seconds(1))
         }

@@ -78,28 +78,31 @@ extension TableRestore {
     /// still running, so each statement gets its own).
     func queryID(_ event: JournalEvent) -> String { queryIDPrefix(event) + String(UInt32.random(in: 0...UInt32.max), radix: 16) }
 
-    /// Whether a statement of the step is still running on the server.
-    func statementRunning(_ event: JournalEvent) async throws -> Bool {
-        let count = try await client.execute(
-            "SELECT count() FROM system.processes WHERE startsWith(query_id, {p:String})",
-            parameters: ["p": queryIDPrefix(event)])
-        return (Int(count.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 0
-    }
-
-    /// A resume decision once no statement of the step runs: true when done, false when the step
-    /// must run; a table to plan again throws.
-    func settled(_ event: JournalEvent, _ decide: () async throws -> ResumeDecision.Action) async throws -> Bool {
-        // Only begun steps are observed: the facts below are those of a step that may have happened.
+    /// The resume decision of a step that may have happened, once no statement of it still runs
+    /// on the server (downloads send none). `observe` gathers what the table and the disk show.
+    func decision(_ event: JournalEvent, _ facts: ResumeDecision.Facts,
+                  observe: () async throws -> ResumeDecision.Observation) async throws -> ResumeDecision.Action {
         for _ in 0..<Self.statementWaits {
-            switch try await decide() {
-            case .done: return true
-            case .run, .check: return false
-            case .skip: return true
-            case .replan(let why): throw TableNeedsReplan(reason: why)
-            case .wait: try await Task.sleep(for: .seconds(1))
+            var seen = try await observe()
+            if facts.kind != .downloadPart {
+                seen.statementRunning = try await runner.statementsRunning(prefix: queryIDPrefix(event))
             }
+            let action = ResumeDecision.decide(facts, seen)
+            guard action == .wait else { return action }
+            try await Task.sleep(for: .seconds(1))
         }
         throw RestoreError("a statement of step \(event.id) is still running on the server after \(Self.statementWaits) s; wait for it (system.processes), then resume")
+    }
+
+    /// The same, for `perform`'s check: true when done, false when the step must run; a table
+    /// to plan again throws.
+    func settled(_ event: JournalEvent, _ facts: ResumeDecision.Facts,
+                 observe: () async throws -> ResumeDecision.Observation) async throws -> Bool {
+        switch try await decision(event, facts, observe: observe) {
+        case .done, .skip: return true
+        case .run, .check, .wait: return false
+        case .replan(let why): throw TableNeedsReplan(reason: why)
+        }
     }
 
     // MARK: Before planning again

@@ -27,6 +27,10 @@ extension TableRestore {
                 let (first, attach) = pair
                 guard attach.state != .done else { continue }
                 let partition = PartName(attach.part ?? "")?.partitionID ?? ""
+                let firstFailed = first.kind == .downloadPart ? "its download failed" : "its detach failed"
+                func block() {
+                    blocked[partition] = "an earlier part of partition \(partition) (\(attach.part ?? "")) did not attach; attaching this one first would put the data out of the backup's order. Fix what failed, then `inplace journal replay RUN --failed`"
+                }
                 if let why = blocked[partition] {
                     if first.kind == .detachPart && first.state != .done && first.state != .failed {
                         try await journal.transition(first.id, to: .failed, error: "withheld: \(why)")
@@ -36,10 +40,8 @@ extension TableRestore {
                 }
                 if attach.state == .failed || first.state == .failed {
                     // Failed before: it waits for a replay, and so does the rest of its partition.
-                    if attach.state != .failed {
-                        try await journal.transition(attach.id, to: .failed, error: first.kind == .downloadPart ? "its download failed" : "its detach failed")
-                    }
-                    blocked[partition] = "an earlier part of partition \(partition) (\(attach.part ?? "")) did not attach; attaching this one first would put the data out of the backup's order. Fix what failed, then `inplace journal replay RUN --failed`"
+                    if attach.state != .failed { try await journal.transition(attach.id, to: .failed, error: firstFailed) }
+                    block()
                     continue
                 }
                 let folder = try detachedFolder(detached, disk: attach.disk)
@@ -48,12 +50,8 @@ extension TableRestore {
                     ready = try await detachStep(first, folder: folder)
                 }
                 let brought = ready ? try await attachStep(attach, folder: folder) : false
-                if !ready && attach.state != .failed {
-                    try await journal.transition(attach.id, to: .failed, error: first.kind == .downloadPart ? "its download failed" : "its detach failed")
-                }
-                if !brought {
-                    blocked[partition] = "an earlier part of partition \(partition) (\(attach.part ?? "")) did not attach; attaching this one first would put the data out of the backup's order. Fix what failed, then `inplace journal replay RUN --failed`"
-                }
+                if !ready && attach.state != .failed { try await journal.transition(attach.id, to: .failed, error: firstFailed) }
+                if !brought { block() }
             }
         } catch {
             await results.cancelAndWait()
@@ -83,7 +81,7 @@ extension TableRestore {
         // where a resume finds it.
         return try await transfers.withSlot {
             try await perform(download, holdDone: true, check: {
-                try await settled(download) { ResumeDecision.decide(.init(kind: .downloadPart), .init(inDetached: FileSystem.isFolder(target))) }
+                try await settled(download, .init(kind: .downloadPart)) { .init(inDetached: FileSystem.isFolder(target)) }
             }, action: { try await self.download(download, into: folder) })
         }
     }
@@ -93,11 +91,10 @@ extension TableRestore {
     private func detachStep(_ detach: JournalEvent, folder: String) async throws -> Bool {
         let name = try PartName.validated(detach.part ?? "", context: "detach-part")
         return try await perform(detach, holdDone: true, check: {
-            try await settled(detach) {
+            try await settled(detach, .init(kind: .detachPart)) {
                 var seen = try await observePart(name)
                 seen.inDetached = FileSystem.isFolder(folder + name.name)
-                seen.statementRunning = try await statementRunning(detach)
-                return ResumeDecision.decide(.init(kind: .detachPart), seen)
+                return seen
             }
         }, action: {
             guard !FileSystem.exists(folder + name.name) else {
@@ -171,26 +168,18 @@ extension TableRestore {
         -> ResumeDecision.Action
     {
         let part = attach.part ?? ""
-        for _ in 0..<Self.statementWaits {
-            var seen = ResumeDecision.Observation()
-            seen.statementRunning = try await statementRunning(attach)
-            if let recorded {
-                seen = try await observePart(try PartName.validated(recorded, context: "attach-part"))
-            } else {
-                seen.inDetached = FileSystem.isFolder(folder + part)
-                if !seen.inDetached {
-                    guard attach.identity != nil else {
-                        // Without a content hash, a gone folder cannot tell attached from lost.
-                        throw RestoreError("cannot tell whether \(part) was attached: the backup has no content hash for it; check the table, then replay")
-                    }
-                    seen.unclaimed = try await unclaimedPart(attach)
+        return try await decision(attach, .init(kind: .attachPart, attachedAs: recorded, local: local)) {
+            if let recorded { return try await observePart(try PartName.validated(recorded, context: "attach-part")) }
+            var seen = ResumeDecision.Observation(inDetached: FileSystem.isFolder(folder + part))
+            if !seen.inDetached {
+                guard attach.identity != nil else {
+                    // Without a content hash, a gone folder cannot tell attached from lost.
+                    throw RestoreError("cannot tell whether \(part) was attached: the backup has no content hash for it; check the table, then replay")
                 }
+                seen.unclaimed = try await unclaimedPart(attach)
             }
-            let action = ResumeDecision.decide(.init(kind: .attachPart, attachedAs: recorded, local: local), seen)
-            guard action == .wait else { return action }
-            try await Task.sleep(for: .seconds(1))
+            return seen
         }
-        throw RestoreError("a statement of step \(attach.id) is still running on the server after \(Self.statementWaits) s; wait for it (system.processes), then resume")
     }
 
     /// ATTACH PART; the name ClickHouse gave the part. A refused downloaded part goes to the

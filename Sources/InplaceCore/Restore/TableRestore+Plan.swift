@@ -49,6 +49,7 @@ extension TableRestore {
         return table
     }
 
+    /// A table plan as the journal holds it (plan-table detail): sorted keys, stable text.
     static func encode(_ plan: TablePlan) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

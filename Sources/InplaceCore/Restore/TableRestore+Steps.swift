@@ -92,12 +92,10 @@ extension TableRestore {
         return ActionResult()
     }
 
-    /// What a drop's resume decision needs: whether its part is active, or covered by an active
-    /// part that a merge made of it (its rows live on there, with rows the backup has too).
-    func observeDrop(_ event: JournalEvent) async throws -> ResumeDecision.Action {
+    /// A begun drop decided: done when its part is neither active nor covered by an active part
+    /// that a merge made of it (its rows live on there, with rows the backup has too).
+    func dropSettled(_ event: JournalEvent) async throws -> Bool {
         let name = try PartName.validated(event.part ?? "", context: "drop-part")
-        var seen = try await observePart(name)
-        seen.statementRunning = try await statementRunning(event)
-        return ResumeDecision.decide(.init(kind: .dropPart), seen)
+        return try await settled(event, .init(kind: .dropPart)) { try await observePart(name) }
     }
 }

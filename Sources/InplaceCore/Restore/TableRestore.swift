@@ -154,7 +154,7 @@ struct TableRestore: Sendable {
                 _ = try await perform(drop, check: { try await !tableExists(drop.detail ?? "") },
                                       action: { try await dropAside(drop) })
             } else {
-                _ = try await perform(drop, check: { try await settled(drop) { try await observeDrop(drop) } },
+                _ = try await perform(drop, check: { try await dropSettled(drop) },
                                       action: { try await dropPart(drop) })
             }
         }
