@@ -32,6 +32,10 @@ struct Create: AsyncParsableCommand {
         "Wait up to SECONDS for each table a restore holds locked; 0 refuses at once (exit 16).",
         valueName: "SECONDS"))
     var waitLock = 0
+    @Option(name: .customLong("partitions"), help: ArgumentHelp(
+        "Back up only these partitions (clickhouse-backup's syntax: ids, globs, values in parentheses, db.t*: for some tables; may repeat). Each table's JSON records them, and a restore of the backup changes those partitions only.",
+        valueName: "list"))
+    var partitions: [String] = []
     @Flag(help: "Print the result as JSON on standard output.")
     var json = false
     @Argument(help: "The backup's name.")
@@ -39,6 +43,7 @@ struct Create: AsyncParsableCommand {
 
     func validate() throws {
         guard waitLock >= 0 else { throw ValidationError("--wait-lock takes a number of seconds, 0 or more") }
+        do { _ = try PartitionSelection(partitions) } catch { throw ValidationError(error.description) }
     }
 
     func run() async throws {
@@ -47,7 +52,8 @@ struct Create: AsyncParsableCommand {
             let creator = BackupCreator(client: ClickHouseClient(endpoint: config.clickHouseEndpoint))
             let summary = try await creator.create(.init(
                 name: name, tables: TablePattern(tables), schemaOnly: schema, skipTables: config.clickhouse.skipTables,
-                concurrency: config.general.uploadConcurrency, waitLock: .seconds(waitLock)))
+                concurrency: config.general.uploadConcurrency, waitLock: .seconds(waitLock),
+                partitions: try PartitionSelection(partitions)))
             if json {
                 try printJSON(["name": summary.name, "folder": summary.folder, "tables": String(summary.tables),
                                "parts": String(summary.parts), "bytes": String(summary.bytes)])

@@ -24,8 +24,11 @@ struct PlanCommand: AsyncParsableCommand {
             let config = try global.load()
             let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
             let layout = try await localLayout(client)
-            let source = try await openBackup(name, from: flags.from, layout: layout,
-                                              remote: try remoteStore(config, required: flags.from == .remote))
+            let options = try flags.restoreOptions(config, concurrency: config.general.downloadConcurrency)
+            let source = try await options.scoped(
+                try await openBackup(name, from: flags.from, layout: layout,
+                                     remote: try remoteStore(config, required: flags.from == .remote)),
+                client: client)
             let result = try await PlanBuilder(client: client).build(.init(
                 source: source, tables: TablePattern(flags.tables), skipTables: config.clickhouse.skipTables,
                 options: flags.planOptions, concurrency: config.general.downloadConcurrency * 2))

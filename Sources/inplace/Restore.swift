@@ -58,13 +58,11 @@ struct RestoreCommand: AsyncParsableCommand {
             let config = try global.load()
             let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
             let layout = try await localLayout(client)
-            let options = RestoreOptions(
-                tables: flags.tables, dropIfSchemaChanged: flags.dropIfSchemaChanged, full: flags.full,
-                dataOnly: flags.data, schemaOnly: flags.schema, ignoreDiskSpace: flags.ignoreDiskSpace,
-                concurrency: concurrency ?? config.general.downloadConcurrency, dropFirst: flags.dropFirst,
-                killMutations: flags.killMutations)
-            let source = try await openBackup(name, from: flags.from, layout: layout,
-                                              remote: try remoteStore(config, required: flags.from == .remote))
+            let options = try flags.restoreOptions(config, concurrency: concurrency ?? config.general.downloadConcurrency)
+            let source = try await options.scoped(
+                try await openBackup(name, from: flags.from, layout: layout,
+                                     remote: try remoteStore(config, required: flags.from == .remote)),
+                client: client)
             let journal = try Journal(path: journalOptions.path(layout))
             let disks = try await ClickHouseCatalog(client: client).disks()
             let runner = RestoreRunner(client: client, source: source, journal: journal, disks: disks,
@@ -156,8 +154,10 @@ func resumeRun(_ run: JournalRun, config: InplaceConfig, client: ClickHouseClien
                waitLock: Duration, command: String,
                journal: Journal, json: Bool) async throws {
     let options = try JSONDecoder().decode(RestoreOptions.self, from: Data(run.options.utf8))
-    let source = try await openBackup(run.backup, from: BackupLocation(rawValue: run.source), layout: layout,
-                                      remote: try remoteStore(config, required: run.source == "remote"))
+    let source = try await options.scoped(
+        try await openBackup(run.backup, from: BackupLocation(rawValue: run.source), layout: layout,
+                             remote: try remoteStore(config, required: run.source == "remote")),
+        client: client)
     let runner = RestoreRunner(client: client, source: source, journal: journal,
                                disks: try await ClickHouseCatalog(client: client).disks(), retry: retryPolicy(config),
                                waitLock: waitLock, command: command)

@@ -22,6 +22,18 @@ struct RestoreFlags: ParsableArguments {
     var dropFirst = false
     @Flag(help: "Kill a table's unfinished mutations (system.mutations) before restoring it; without it such a table is refused, since its mutations would go on changing the parts the restore keeps.")
     var killMutations = false
+    @Option(name: .customLong("partitions"), help: ArgumentHelp(
+        "Restore only these partitions, as clickhouse-backup takes them: ids or globs (202401,2024*), or values in parentheses (('2024-01-15','eu'),('2024-02-01','us')), optionally for some tables (db.t*:202401). May repeat. Other partitions are left as they are.",
+        valueName: "list"))
+    var partitions: [String] = []
+    @Option(name: .customLong("restore-database-mapping"), help: ArgumentHelp(
+        "Restore databases under other names: old:new,... (adds to general.restore_database_mapping). May repeat.",
+        valueName: "old:new"))
+    var restoreDatabaseMapping: [String] = []
+    @Option(name: .customLong("restore-table-mapping"), help: ArgumentHelp(
+        "Restore tables under other names: old:new,... where old is db.table or table and new is table or db.table (adds to general.restore_table_mapping). May repeat.",
+        valueName: "old:new"))
+    var restoreTableMapping: [String] = []
 
     /// Refuses the combinations that could not leave each table equal to the backup, or would
     /// silently ignore a flag, saying why.
@@ -29,6 +41,14 @@ struct RestoreFlags: ParsableArguments {
         if let reason = Self.refusal(data: data, schema: schema, full: full, dropIfSchemaChanged: dropIfSchemaChanged,
                                      dropFirst: dropFirst) {
             throw ValidationError(reason)
+        }
+        do {
+            _ = try PartitionSelection(partitions)
+            var map: [String: String] = [:]
+            try TableMapping.parse(restoreDatabaseMapping, flag: "--restore-database-mapping", into: &map)
+            try TableMapping.parse(restoreTableMapping, flag: "--restore-table-mapping", into: &map)
+        } catch {
+            throw ValidationError(error.description)
         }
     }
 
@@ -47,6 +67,27 @@ struct RestoreFlags: ParsableArguments {
         }
         if full && dropIfSchemaChanged { return "--full already recreates every table" }
         return nil
+    }
+
+    /// The partitions and name mappings of this restore: the config's mappings, then the flags'
+    /// rules on top. Checked here, so that a bad value is refused before anything is read.
+    func scope(_ config: InplaceConfig) throws -> (partitions: [String]?, databases: [String: String]?, tables: [String: String]?) {
+        _ = try PartitionSelection(partitions)
+        var databases = config.general.restoreDatabaseMapping
+        var tables = config.general.restoreTableMapping
+        try TableMapping.parse(restoreDatabaseMapping, flag: "--restore-database-mapping", into: &databases)
+        try TableMapping.parse(restoreTableMapping, flag: "--restore-table-mapping", into: &tables)
+        return (partitions.isEmpty ? nil : partitions, databases.isEmpty ? nil : databases, tables.isEmpty ? nil : tables)
+    }
+
+    /// The restore's options for these flags (plan builds the same, to read the backup the same way).
+    func restoreOptions(_ config: InplaceConfig, concurrency: Int) throws -> RestoreOptions {
+        var options = RestoreOptions(
+            tables: tables, dropIfSchemaChanged: dropIfSchemaChanged, full: full, dataOnly: data, schemaOnly: schema,
+            ignoreDiskSpace: ignoreDiskSpace, concurrency: concurrency, dropFirst: dropFirst,
+            killMutations: killMutations)
+        (options.partitions, options.databaseMapping, options.tableMapping) = try scope(config)
+        return options
     }
 
     var planOptions: PlanOptions {

@@ -34,6 +34,9 @@ enum Exit {
     static let differs: Int32 = 15
     /// A table is locked by another inplace process (a restore), or its lock file is unusable.
     static let tableLocked: Int32 = 16
+    /// A flag's value that cannot be used, found once the server or the backup is read (as a
+    /// flag refused by the parser: 64).
+    static let usage: Int32 = 64
 
     /// Prints `error` for an operator and returns the exit code for it.
     static func report(_ error: any Error) -> ExitCode {
@@ -47,6 +50,7 @@ enum Exit {
             switch error.kind {
             case .noTablesMatched: code = nothingMatched
             case .alreadyExists: code = alreadyExists
+            case .invalidArgument: code = usage
             default: code = backupInvalid
             }
         case is ArchiveError: code = archiveRefused

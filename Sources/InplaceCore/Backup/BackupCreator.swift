@@ -27,10 +27,15 @@ public struct BackupCreator: Sendable {
         public var concurrency: Int
         /// How long to wait for each table locked by a restore (zero: refuse at once).
         public var waitLock: Duration
+        /// `--partitions`: back up only these partitions of the tables the rules name; each such
+        /// table's JSON records the partition ids it holds (`inplace_partitions`), so that a
+        /// restore changes those partitions only.
+        public var partitions: PartitionSelection
 
         public init(name: String, tables: TablePattern = TablePattern(nil), schemaOnly: Bool = false,
                     skipTables: [String] = InplaceConfig.ClickHouse.defaultSkipTables, concurrency: Int = 2,
-                    waitLock: Duration = .zero) {
+                    waitLock: Duration = .zero, partitions: PartitionSelection = try! PartitionSelection([])) {
+            self.partitions = partitions
             self.name = name
             self.tables = tables
             self.schemaOnly = schemaOnly
@@ -155,12 +160,24 @@ public struct BackupCreator: Sendable {
         metadata.uuid = table.uuid == "00000000-0000-0000-0000-000000000000" ? nil : table.uuid
         metadata.metadata_only = options.schemaOnly || !table.isMergeTree
         if table.isMergeTree {
-            let before = try await catalog.parts(of: [(table.database, table.name)], activeOnly: false)
+            var filter: PartitionFilter?
+            let rules = options.partitions.rules(database: table.database, table: table.name)
+            if !rules.isEmpty {
+                filter = try await PartitionResolver(client: client).filter(
+                    rules, createQuery: table.createQuery, table: "\(table.database).\(table.name)")
+            }
+            var before = try await catalog.parts(of: [(table.database, table.name)], activeOnly: false)
+            if let filter { before = before.filter { filter.matches($0.partitionID) } }
             if options.schemaOnly {
                 record(current: before.filter(\.active), in: &metadata)
             } else {
                 try await freezeAndMove(table, into: &metadata, before: before, catalog: catalog, disks: disks,
-                                        layout: layout, backup: options.name)
+                                        layout: layout, backup: options.name, filter: filter)
+            }
+            if let filter {
+                // The ids named, and those the globs matched among the parts backed up.
+                let held = (metadata.parts ?? [:]).values.joined().compactMap { PartName($0.name)?.partitionID }
+                metadata.inplace_partitions = Set(filter.ids).union(held).sorted()
             }
         }
         let data = Array(try JSONEncoder.backup.encode(metadata))
@@ -173,7 +190,8 @@ public struct BackupCreator: Sendable {
 
     private func freezeAndMove(
         _ table: ClickHouseCatalog.Table, into metadata: inout TableMetadata, before: [ClickHouseCatalog.Part],
-        catalog: ClickHouseCatalog, disks: [ClickHouseCatalog.Disk], layout: LocalBackupLayout, backup: String
+        catalog: ClickHouseCatalog, disks: [ClickHouseCatalog.Disk], layout: LocalBackupLayout, backup: String,
+        filter: PartitionFilter?
     ) async throws {
         let qualified = ClickHouseSQL.qualified(table.database, table.name)
         let freezeName = "inplace_" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
@@ -185,7 +203,8 @@ public struct BackupCreator: Sendable {
             return
         }
         do {
-            let after = try await catalog.parts(of: [(table.database, table.name)], activeOnly: true)
+            var after = try await catalog.parts(of: [(table.database, table.name)], activeOnly: true)
+            if let filter { after = after.filter { filter.matches($0.partitionID) } }
             record(current: after, in: &metadata)
             let (hashes, rows) = Self.hashesAndRows(before + after)
             var parts: [String: [BackupPart]] = [:]
@@ -198,7 +217,8 @@ public struct BackupCreator: Sendable {
                 else { continue }
                 let shadow = disk.path + "shadow/" + freezeName + "/" + dataPath.dropFirst(disk.path.count)
                 let frozen = ((try? FileManager.default.contentsOfDirectory(atPath: shadow)) ?? [])
-                    .compactMap(PartName.init).filter { FileSystem.isFolder(shadow + "/" + $0.name) }.sorted()
+                    .compactMap(PartName.init).filter { FileSystem.isFolder(shadow + "/" + $0.name) }
+                    .filter { filter?.matches($0.partitionID) ?? true }.sorted()
                 if frozen.isEmpty { continue }
                 if disk.isRemote {
                     throw BackupError(.unsupportedDisk,

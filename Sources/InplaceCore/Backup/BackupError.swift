@@ -17,6 +17,8 @@ public struct BackupError: Error, CustomStringConvertible, Sendable, Equatable {
         /// A part name that cannot be a part's folder name.
         case invalidPartName
         case incomplete
+        /// A flag's value that cannot be used (`--partitions`, mappings).
+        case invalidArgument
         case io
     }
 

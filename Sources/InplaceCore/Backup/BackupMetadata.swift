@@ -143,6 +143,40 @@ public struct TableMetadata: Codable, Sendable, Equatable {
     /// `inplace`'s addition: part name -> rows, for the parts in `parts` (`inplace verify`
     /// compares them). Absent in clickhouse-backup's backups.
     public var part_rows: [String: UInt64]?
+    /// `inplace`'s addition, written by `inplace create --partitions`: the partition ids the
+    /// backup holds of the table. A restore changes only these partitions and leaves the others
+    /// as they are. Absent (every partition) in clickhouse-backup's backups, which cannot say
+    /// whether they were made with `--partitions`.
+    public var inplace_partitions: [String]?
+    /// The operator's `--partitions` for this table, resolved to ids (not stored in the backup):
+    /// set by `ScopedBackupSource`, which also leaves the other partitions' parts out.
+    public var selectedPartitions: PartitionFilter?
+
+    enum CodingKeys: String, CodingKey {
+        case database, table, uuid, query, parts, files, size, total_bytes, metadata_only, checksums
+        case hash_of_all_files, mutations, current_parts, current_hash_of_all_files, part_rows, inplace_partitions
+    }
+
+    /// Whether the restore covers partition `id` of this table: the backup holds it (every
+    /// partition, unless made with `--partitions`) and the operator selected it (every
+    /// partition, without `--partitions`).
+    public func covers(partition id: String) -> Bool {
+        (inplace_partitions.map { $0.contains(id) } ?? true) && (selectedPartitions?.matches(id) ?? true)
+    }
+
+    /// True when the restore of this table covers only some of its partitions.
+    public var isPartitionScoped: Bool { inplace_partitions != nil || selectedPartitions != nil }
+
+    /// The covered partitions, for messages: `202401,202402`, or `202401 (backup) and 2024* (--partitions)`.
+    public var partitionScope: String? {
+        switch (inplace_partitions, selectedPartitions) {
+        case (nil, nil): nil
+        case (let held?, nil): held.sorted().joined(separator: ",")
+        case (nil, let selected?): selected.description
+        case (let held?, let selected?):
+            "\(held.sorted().joined(separator: ",")) (the backup's) and \(selected.description) (--partitions)"
+        }
+    }
 
     public init(database: String, table: String, query: String) {
         self.database = database

@@ -22,6 +22,13 @@ public protocol BackupSource: Sendable {
     /// Names of the parts `table` lists whose data is not in the backup (or its required chain).
     /// Checked before anything is dropped from the table.
     func missingParts(_ table: TableMetadata) async throws -> Set<String>
+    /// The backup's own name of a table this source lists (they differ under a mapping):
+    /// `--tables` and `skip_tables` match it, as in clickhouse-backup.
+    func backupName(database: String, table: String) -> TableKey
+}
+
+extension BackupSource {
+    public func backupName(database: String, table: String) -> TableKey { TableKey(database, table) }
 }
 
 public struct FetchedPart: Sendable, Equatable {

@@ -89,6 +89,8 @@ public enum ConfigLoader {
         if let v = try r.string("general", "log_level") { config.general.logLevel = v }
         if let v = try r.int("general", "retries_on_failure", range: 0...100) { config.general.retriesOnFailure = v }
         if let v = try r.duration("general", "retries_pause") { config.general.retriesPause = v }
+        if let v = try r.map("general", "restore_database_mapping") { config.general.restoreDatabaseMapping = v }
+        if let v = try r.map("general", "restore_table_mapping") { config.general.restoreTableMapping = v }
 
         if let v = try r.string("clickhouse", "host") { config.clickhouse.host = v }
         if let v = try r.int("clickhouse", "port", range: 0...65535) { config.clickhouse.port = v }
@@ -198,6 +200,22 @@ public enum ConfigLoader {
                 throw fail(origin, "'\(value)' is not a duration such as 30m, 1h30m or 90s")
             }
             return duration
+        }
+
+        /// A YAML mapping, or `key:value,key:value` (the environment's form, as envconfig reads it).
+        func map(_ section: String, _ key: String) throws(ConfigError) -> [String: String]? {
+            guard let (value, origin) = raw(section, key) else { return nil }
+            if let items = value as? [String: Any] { return items.mapValues { "\($0)" } }
+            guard let text = value as? String else { throw fail(origin, "must be a mapping of source: destination") }
+            var map: [String: String] = [:]
+            for rule in text.split(separator: ",") {
+                let sides = rule.split(separator: ":", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard sides.count == 2, !sides[0].isEmpty, !sides[1].isEmpty else {
+                    throw fail(origin, "'\(rule)' is not source:destination")
+                }
+                map[sides[0]] = sides[1]
+            }
+            return map
         }
 
         /// A YAML list, or a comma-separated string (the environment's form).

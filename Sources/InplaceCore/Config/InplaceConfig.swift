@@ -19,6 +19,11 @@ public struct InplaceConfig: Sendable {
         public var logLevel = "info"
         public var retriesOnFailure = 3
         public var retriesPause: Duration = .seconds(5)
+        /// `restore_database_mapping` (`RESTORE_DATABASE_MAPPING`): restore database `key` as `value`.
+        public var restoreDatabaseMapping: [String: String] = [:]
+        /// `restore_table_mapping` (`RESTORE_TABLE_MAPPING`): restore table `key` (`db.table` or
+        /// `table`) as `value` (`table` or `db.table`).
+        public var restoreTableMapping: [String: String] = [:]
     }
 
     public struct ClickHouse: Sendable {

@@ -52,8 +52,9 @@ public struct PlanBuilder: Sendable {
         let source = request.source
         let backup = try await source.metadata()
         let titles = (backup.tables ?? []).filter {
-            request.tables.matches(database: $0.database, table: $0.table)
-                && !TablePattern.skipped(database: $0.database, table: $0.table, skip: request.skipTables)
+            let named = source.backupName(database: $0.database, table: $0.table)
+            return request.tables.matches(database: named.database, table: named.table)
+                && !TablePattern.skipped(database: named.database, table: named.table, skip: request.skipTables)
         }
         if titles.isEmpty && !request.tables.selectsEverything {
             throw BackupError(.noTablesMatched,
@@ -90,9 +91,14 @@ public struct PlanBuilder: Sendable {
             (table.parts ?? [:]).values.joined().contains { table.hash_of_all_files?[$0.name] == nil }
         }.map { TableKey($0.database, $0.table) })
 
+        // A restore of some partitions (`--partitions`, or a backup made with it) sees only those
+        // of the live table: the others are neither compared nor dropped.
+        let scoped = Dictionary(tables.filter(\.isPartitionScoped).map { (TableKey($0.database, $0.table), $0) },
+                                uniquingKeysWith: { a, _ in a })
         var partsByTable: [TableKey: [LiveState.Part]] = [:]
         for part in parts {
             let key = TableKey(part.database, part.table)
+            if let table = scoped[key], !table.covers(partition: part.partitionID) { continue }
             var crc: UInt64?
             if withoutHashes.contains(key) {
                 // Backups made before hash_of_all_files existed: compare CRC-64 of checksums.txt.
@@ -128,6 +134,7 @@ public struct PlanBuilder: Sendable {
             metadataOnly: table.metadata_only ?? false, parts: parts(table.parts, hashes: table.hash_of_all_files),
             currentParts: table.current_parts.map { parts($0, hashes: table.current_hash_of_all_files) },
             missingData: missing)
+        state.partitionScope = table.partitionScope
         state.mutations = (table.mutations ?? []).map { TablePlan.Mutation(id: $0.mutation_id, command: $0.command) }
         let required = (table.parts ?? [:]).values.joined().filter { $0.isRequired && missing.contains($0.name) }
         if !required.isEmpty {

@@ -20,6 +20,10 @@ public struct BackupTableState: Sendable {
     /// Mutations unfinished when the backup was made (`mutations`), which clickhouse-backup
     /// re-applies after the data.
     public var mutations: [TablePlan.Mutation] = []
+    /// The partitions the restore covers when it covers only some (`--partitions`, or a backup
+    /// made with it), for messages; nil for every partition. Parts of the others are not in
+    /// `parts`, nor in the live state.
+    public var partitionScope: String?
 
     public struct Part: Sendable, Hashable {
         public var name: String
@@ -227,6 +231,13 @@ public struct TablePlan: Sendable, Codable, Equatable {
     public var identity: String
     /// Changes in the live table since the backup was made; nil when the backup has no `current_parts`.
     public var drift: Drift?
+    /// The partitions the restore covers when it covers only some (`--partitions`, or a backup
+    /// made with it); nil for every partition.
+    public var partitions: String?
+    /// Partitions of the live table that the backup has no part of: every live part of them is
+    /// dropped. A backup made with clickhouse-backup's `create --partitions` looks like this
+    /// (nothing in it says it holds only some partitions): restore it with the same `--partitions`.
+    public var partitionsDropped: [String] = []
 
     public var dropBytes: Int64 { drop.reduce(0) { $0 + $1.bytes } }
     public var downloadBytes: Int64 { download.reduce(0) { $0 + $1.bytes } }
@@ -237,7 +248,7 @@ public struct TablePlan: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case database, table, create, createDatabase, recreate, keep, drop, download, resequence, killMutations, refused
-        case identity, drift, firstStep
+        case identity, drift, firstStep, partitions, partitionsDropped
     }
 
     /// Plans journaled before `resequence` existed decode with none.
@@ -257,6 +268,8 @@ public struct TablePlan: Sendable, Codable, Equatable {
         refused = try values.decodeIfPresent(String.self, forKey: .refused)
         identity = try values.decode(String.self, forKey: .identity)
         drift = try values.decodeIfPresent(Drift.self, forKey: .drift)
+        partitions = try values.decodeIfPresent(String.self, forKey: .partitions)
+        partitionsDropped = try values.decodeIfPresent([String].self, forKey: .partitionsDropped) ?? []
     }
 
     public init(database: String, table: String, create: Bool, createDatabase: Bool, recreate: Bool, keep: [Kept],

@@ -20,6 +20,11 @@ public enum PlanReport {
             var drift: TablePlan.Drift?
             /// The live table's unfinished mutations the restore kills first (`--kill-mutations`).
             var kill_mutations: [TablePlan.Mutation]
+            /// The partitions the restore covers, when only some (`--partitions`, or a backup made
+            /// with it); absent for every partition.
+            var partitions: String?
+            /// Live partitions the backup has no part of: all their parts are dropped.
+            var partitions_dropped: [String]
         }
 
         public struct Totals: Encodable, Sendable {
@@ -54,7 +59,8 @@ public enum PlanReport {
                        recreate: $0.recreate, keep: $0.keep,
                        resequence: $0.resequence.map { TablePlan.Kept(backup: $0.backup, live: $0.live) }, drop: $0.drop.map(\.name), download: $0.download.map(\.name),
                        drop_bytes: $0.dropBytes, download_bytes: $0.downloadBytes, refused: $0.refused,
-                       identity: $0.identity, drift: $0.drift, kill_mutations: $0.killMutations)
+                       identity: $0.identity, drift: $0.drift, kill_mutations: $0.killMutations,
+                       partitions: $0.partitions, partitions_dropped: $0.partitionsDropped)
         }
         return JSON(backup: backup, source: source.rawValue, complete: plan.isComplete, refused: plan.refused,
                     three_way: threeWay, tables: tables, totals: totals(plan), disks: plan.disks)
@@ -92,11 +98,15 @@ public enum PlanReport {
             if !table.resequence.isEmpty { what.append("re-sequence \(table.resequence.count) (kept, attached again in the backup's order)") }
             if !table.drop.isEmpty { what.append("drop \(table.drop.count) (\(bytes(table.dropBytes)))") }
             if !table.download.isEmpty { what.append("download \(table.download.count) (\(bytes(table.downloadBytes)))") }
-            var line = "  \(name): " + what.joined(separator: ", ")
+            var line = "  \(name)" + (table.partitions.map { " (partitions \($0))" } ?? "") + ": " + what.joined(separator: ", ")
             if let drift = table.drift, !drift.added.isEmpty || !drift.gone.isEmpty {
                 line += "; since the backup: \(drift.added.count) part(s) added, \(drift.gone.count) merged away or dropped"
             }
             lines.append(line)
+            if !table.partitionsDropped.isEmpty {
+                let list = table.partitionsDropped.prefix(10).joined(separator: ", ") + (table.partitionsDropped.count > 10 ? ", ..." : "")
+                lines.append("    drops whole partition(s) the backup has no part of: \(list) (\(table.partitionsDropped.count)). If the backup holds only some partitions (clickhouse-backup create --partitions), restore with the same --partitions")
+            }
         }
         let totals = totals(plan)
         if totals.unchanged > 0 { lines.append("  \(totals.unchanged) table(s) already equal to the backup") }

@@ -43,6 +43,7 @@ public enum Planner {
             database: backup.database, table: backup.table, create: liveTable == nil,
             createDatabase: liveTable == nil && live.databases[backup.database] == nil, recreate: false, keep: [],
             drop: [], download: [], refused: nil, identity: "hash_of_all_files", drift: nil)
+        plan.partitions = backup.partitionScope
         // --schema leaves existing tables alone and creates missing ones empty; --data leaves
         // missing ones missing: nothing to compare, refuse or download for them.
         if options.schemaOnly || (options.dataOnly && liveTable == nil) { return plan }
@@ -93,11 +94,15 @@ public enum Planner {
                 guard options.dropIfSchemaChanged else {
                     return refuse("\(difference); nothing was changed. Pass --drop-if-schema-changed to drop and recreate it")
                 }
+                if let scope = backup.partitionScope {
+                    return refuse("\(difference); recreating the table would drop every partition, but this restore covers only partitions \(scope); nothing was changed. Restore the whole table, or make the schemas equal first")
+                }
                 plan.recreate = true
                 downloadAll = true
             } else if options.full {
                 // --data --full: the table stays; every live part is replaced by the backup's.
-                plan.recreate = !options.dataOnly
+                // So it does for a restore of some partitions: recreating would drop the others.
+                plan.recreate = !options.dataOnly && backup.partitionScope == nil
                 downloadAll = true
             }
         }
@@ -128,6 +133,10 @@ public enum Planner {
         }
         if let current = backup.currentParts, let liveTable {
             plan.drift = drift(current: current, live: liveTable.parts)
+        }
+        if !plan.drop.isEmpty {
+            let held = Set(backupParts.map(\.name.partitionID))
+            plan.partitionsDropped = Set(plan.drop.map(\.partition).filter { !held.contains($0) }).sorted()
         }
         return plan
     }

@@ -17,6 +17,19 @@ public struct RestoreOptions: Sendable, Codable, Equatable {
     public var dropFirst: Bool
     /// Kill a live table's unfinished mutations before restoring it, instead of refusing it.
     public var killMutations: Bool
+    /// `--partitions`, as given: the restore covers only these partitions.
+    public var partitions: [String]?
+    /// `--restore-database-mapping` and `restore_database_mapping`, merged.
+    public var databaseMapping: [String: String]?
+    /// `--restore-table-mapping` and `restore_table_mapping`, merged.
+    public var tableMapping: [String: String]?
+
+    /// The backup as this restore reads it: mapped names, selected partitions.
+    public func scoped(_ source: any BackupSource, client: ClickHouseClient) async throws -> any BackupSource {
+        try await ScopedBackupSource.open(
+            source, mapping: TableMapping(databases: databaseMapping ?? [:], tables: tableMapping ?? [:]),
+            partitions: try PartitionSelection(partitions ?? []), client: client)
+    }
 
     public init(tables: String? = nil, dropIfSchemaChanged: Bool = false, full: Bool = false, dataOnly: Bool = false,
                 schemaOnly: Bool = false, ignoreDiskSpace: Bool = false, concurrency: Int = 4, dropFirst: Bool = false,
@@ -34,7 +47,7 @@ public struct RestoreOptions: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case tables, dropIfSchemaChanged, full, dataOnly, schemaOnly, ignoreDiskSpace, concurrency, dropFirst,
-             killMutations
+             killMutations, partitions, databaseMapping, tableMapping
     }
 
     /// Runs journaled before `dropFirst` or `killMutations` existed decode with their defaults.
@@ -49,6 +62,9 @@ public struct RestoreOptions: Sendable, Codable, Equatable {
         concurrency = try values.decode(Int.self, forKey: .concurrency)
         dropFirst = try values.decodeIfPresent(Bool.self, forKey: .dropFirst) ?? false
         killMutations = try values.decodeIfPresent(Bool.self, forKey: .killMutations) ?? false
+        partitions = try values.decodeIfPresent([String].self, forKey: .partitions)
+        databaseMapping = try values.decodeIfPresent([String: String].self, forKey: .databaseMapping)
+        tableMapping = try values.decodeIfPresent([String: String].self, forKey: .tableMapping)
     }
 
     /// `killMutations` is written only when set, so the options of a run without it read as
@@ -64,6 +80,10 @@ public struct RestoreOptions: Sendable, Codable, Equatable {
         try values.encode(concurrency, forKey: .concurrency)
         try values.encode(dropFirst, forKey: .dropFirst)
         if killMutations { try values.encode(true, forKey: .killMutations) }
+        // Likewise written only when given.
+        if let partitions, !partitions.isEmpty { try values.encode(partitions, forKey: .partitions) }
+        if let databaseMapping, !databaseMapping.isEmpty { try values.encode(databaseMapping, forKey: .databaseMapping) }
+        if let tableMapping, !tableMapping.isEmpty { try values.encode(tableMapping, forKey: .tableMapping) }
     }
 
     /// Stable JSON (sorted keys): two runs with equal options journal equal text.

@@ -41,6 +41,8 @@ public struct TableVerifier: Sendable {
     public static func compare(backup: TableMetadata, live: [ClickHouseCatalog.Part], checkOrder: Bool = true,
                                limit: Int = 100) throws -> TableComparison {
         let (backupParts, useCRC) = try parts(of: backup)
+        // Only the partitions the restore covers (all, unless it was of some partitions).
+        let live = backup.isPartitionScoped ? live.filter { backup.covers(partition: $0.partitionID) } : live
         return TableComparison.compare(backup: backupParts, live: liveParts(live, useCRC: useCRC), checkOrder: checkOrder,
                                        limit: limit, identityKind: useCRC ? "checksums" : "hash_of_all_files")
     }
