@@ -221,6 +221,35 @@ struct PartitionsMappingIntegrationTests {
         #expect(bad.stderr.contains("is not a partition of"), "\(bad.stderr)")
     }
 
+    @Test("killed after an attach and before its journal commit, merges run, then resumed: the journaled --partitions still bound the restore")
+    func crashAndResumeKeepsSelection() async throws {
+        let f = try await Fixture()
+        let name = TestBed.uniqueName("pcrash")
+        defer { Task { await f.cleanUp([name]) } }
+        try await f.create(name)
+        let atBackup = try await f.contents()
+        // February loses its parts (so the restore attaches two), the others drift.
+        try await f.drift()
+        try await f.ch.execute("ALTER TABLE \(q(f.db)).t DROP PARTITION (202402, 'eu')")
+        let before = try await f.contents()
+        #expect(before["202402"] == nil)
+
+        // A test-only switch: the process kills itself right after its 1st side effect (the
+        // first ATTACH), before the journal records it.
+        let crashed = try await CLI.run(["restore", "--config", f.config, "--journal", f.journal, "--partitions",
+                                         "('2024-02-01','eu')", name], environment: ["INPLACE_TEST_CRASH_AFTER_EFFECT": "1"])
+        #expect(crashed.status != 0, "\(crashed.all)")
+        #expect(try await f.contents()["202402"] != atBackup["202402"], "killed midway")
+        // Merges run in every partition before the resume.
+        try await f.ch.execute("SYSTEM START MERGES \(q(f.db)).t")
+        try await f.ch.execute("OPTIMIZE TABLE \(q(f.db)).t PARTITION (202401, 'eu') FINAL")
+        let resumed = try await CLI.run(["resume", "--config", f.config, "--journal", f.journal])
+        #expect(resumed.status == 0, "\(resumed.all)")
+        let after = try await f.contents()
+        #expect(after["202402"] == atBackup["202402"], "February equals the backup: no part twice, none lost")
+        #expect(after["202401"] == before["202401"] && after["202403"] == before["202403"], "the others as they were")
+    }
+
     @Test("create --partitions records the partitions; restoring that backup leaves the other partitions alone by itself")
     func createSomePartitions() async throws {
         let f = try await Fixture()
