@@ -25,7 +25,7 @@ struct PlanCommand: AsyncParsableCommand {
             let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
             let layout = try await localLayout(client)
             let source = try await openBackup(name, from: flags.from, layout: layout,
-                                              remote: try remoteStore(config, required: flags.from == .remote))
+                                              remote: try await remoteStore(config, client: client, required: flags.from == .remote))
             let result = try await PlanBuilder(client: client).build(.init(
                 source: source, tables: TablePattern(flags.tables), skipTables: config.clickhouse.skipTables,
                 options: flags.planOptions, concurrency: config.general.downloadConcurrency * 2))

@@ -64,7 +64,7 @@ struct RestoreCommand: AsyncParsableCommand {
                 concurrency: concurrency ?? config.general.downloadConcurrency, dropFirst: flags.dropFirst,
                 killMutations: flags.killMutations)
             let source = try await openBackup(name, from: flags.from, layout: layout,
-                                              remote: try remoteStore(config, required: flags.from == .remote))
+                                              remote: try await remoteStore(config, client: client, required: flags.from == .remote))
             let journal = try Journal(path: journalOptions.path(layout))
             let disks = try await ClickHouseCatalog(client: client).disks()
             let runner = RestoreRunner(client: client, source: source, journal: journal, disks: disks,
@@ -157,7 +157,11 @@ func resumeRun(_ run: JournalRun, config: InplaceConfig, client: ClickHouseClien
                journal: Journal, json: Bool) async throws {
     let options = try JSONDecoder().decode(RestoreOptions.self, from: Data(run.options.utf8))
     let source = try await openBackup(run.backup, from: BackupLocation(rawValue: run.source), layout: layout,
-                                      remote: try remoteStore(config, required: run.source == "remote"))
+                                      remote: try await remoteStore(config, client: client, required: run.source == "remote"))
+    if let recorded = run.location, recorded != source.address {
+        // s3.path (or its macros) changed since the run began: another backup of the same name.
+        throw JournalError(.notFound, "run \(run.id) read its backup from \(recorded), but the configuration now gives \(source.address) (s3.path, its macros, or the bucket changed); put the configuration back to resume it, or start over with restore --new-run")
+    }
     let runner = RestoreRunner(client: client, source: source, journal: journal,
                                disks: try await ClickHouseCatalog(client: client).disks(), retry: retryPolicy(config),
                                waitLock: waitLock, command: command)
