@@ -17,7 +17,8 @@ as far as a client can see:
 - Errors: body `Code: N. DB::Exception: ... (NAME) (version V)` and a newline, header
   `X-ClickHouse-Exception-Code`, HTTP status from ClickHouse's exceptionCodeToHTTPStatus.
 
-Standard library plus chdb only. Binds loopback unless told otherwise. One line per request on
+`--config-file FILE` hands the engine a ClickHouse server config (the test bed's has `<macros>`,
+which fill `system.macros`). Standard library plus chdb only. Binds loopback unless told otherwise. One line per request on
 stderr (never a password). The password comes from the environment variable named by
 --password-env (default INPLACE_CH_SERVER_PASSWORD) or from --password-file, never from argv.
 """
@@ -180,14 +181,19 @@ def first_keyword(query):
     return m.group(0).upper() if m else ""
 
 
+def latin1_to_utf8(text):
+    return text.encode("latin-1", errors="replace").decode("utf-8", errors="replace")
+
+
 class Engine:
     """The one chdb session, its lock, and what a request must not leave behind."""
 
-    def __init__(self, data_path):
+    def __init__(self, data_path, config_file=None):
         from chdb import session  # imported here so --help works without chdb
 
         started = time.monotonic()
-        self.session = session.Session(data_path)
+        # chdb reads a server config file named in the path (its <macros> fill system.macros).
+        self.session = session.Session(data_path + (f"?config-file={config_file}" if config_file else ""))
         self.lock = threading.Lock()
         raw_conn = getattr(getattr(self.session, "_conn", None), "_conn", None)
         self.classify = getattr(raw_conn, "classify_query", None)
@@ -445,8 +451,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _authenticate(self, params):
         """The user name, checked as authenticateUserByHTTP does; raises QueryError."""
         names = {k for k, _ in params}
-        header_user = self.headers.get("X-ClickHouse-User", "")
-        header_key = self.headers.get("X-ClickHouse-Key", "")
+        # Python reads header values as Latin-1; ClickHouse compares their bytes, which clients
+        # send as UTF-8: read them back as UTF-8 (a non-ASCII password must pass as it would).
+        header_user = latin1_to_utf8(self.headers.get("X-ClickHouse-User", ""))
+        header_key = latin1_to_utf8(self.headers.get("X-ClickHouse-Key", ""))
         authorization = self.headers.get("Authorization")
         has_headers = bool(header_user or header_key)
         has_params = "user" in names or "password" in names
@@ -620,6 +628,7 @@ class Server(http.server.ThreadingHTTPServer):
 def main():
     parser = argparse.ArgumentParser(description="ClickHouse's HTTP interface over chdb (test bed).")
     parser.add_argument("--data-path", required=True, help="the engine's data folder (made absolute)")
+    parser.add_argument("--config-file", help="a ClickHouse server config file for the engine (e.g. <macros>)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8123)
     parser.add_argument("--user", default="default")
@@ -636,7 +645,7 @@ def main():
     data_path = os.path.abspath(args.data_path)
     os.makedirs(data_path, exist_ok=True)
 
-    engine = Engine(data_path)
+    engine = Engine(data_path, os.path.abspath(args.config_file) if args.config_file else None)
     Handler.engine = engine
     Handler.user = args.user
     Handler.password = password

@@ -17,7 +17,10 @@ Python. Subcommands:
   start-clickhouse     start the ClickHouse server if it is not running
 
 State lives in <repo>/.testbed (or $INPLACE_TESTBED_DIR): ports.json, credentials.json (random,
-made by the first `up`), pid files, clickhouse/ (the engine's data), seaweed/ (SeaweedFS' data),
+made by the first `up`; the ClickHouse password always holds `=&?*%#`, a space and non-ASCII
+letters, as clickhouse-backup's test config does, and an older one is replaced),
+clickhouse-config.xml (the engine's server config: <macros> cluster, shard, replica and version,
+also exported in env as INPLACE_TESTBED_MACRO_<NAME>), pid files, clickhouse/ (the engine's data), seaweed/ (SeaweedFS' data),
 logs/, and while up: env (sourceable) and config.yml (clickhouse-backup's format). Ports: a base
 derived from a hash of the state folder's absolute path (so two checkouts do not collide) in
 20000-59999, or $INPLACE_TESTBED_PORT_BASE; when a port is taken by another program the next base
@@ -74,6 +77,10 @@ CREDENTIALS_FILE = os.path.join(STATE, "credentials.json")
 IDENTITIES_FILE = os.path.join(STATE, "s3-identities.json")
 ENV_FILE = os.path.join(STATE, "env")
 CONFIG_FILE = os.path.join(STATE, "config.yml")
+# The engine's server config: <macros> fill system.macros, which clickhouse-backup (and inplace)
+# substitute into s3.path ({cluster}, {shard}, ...).
+CH_CONFIG_FILE = os.path.join(STATE, "clickhouse-config.xml")
+MACROS = {"cluster": "testbed", "shard": "01", "replica": "replica-1", "version": "26_9"}
 LOCK_FILE = os.path.join(STATE, "lock")
 
 
@@ -214,25 +221,53 @@ def random_text(length, alphabet):
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
+# Characters every generated ClickHouse password holds: clickhouse-backup's own test config has
+# `meow=& 123?*%# МЯУ`. Each must survive the env file, config.yml, JSON, the X-ClickHouse-Key header
+# (sent as UTF-8 bytes) and basic auth; none of them is a quote or a backslash.
+PASSWORD_SPECIALS = "=&?*%# "
+PASSWORD_NON_ASCII = "МЯУé"
+
+
+def password_is_current(password):
+    return (all(c in password for c in PASSWORD_SPECIALS + PASSWORD_NON_ASCII)
+            and password[0].isascii() and password[0].isalpha() and password[-1].isascii() and password[-1].isalpha())
+
+
+def new_password():
+    letters = string.ascii_letters + string.digits
+    chars = [secrets.choice(string.ascii_uppercase), secrets.choice(string.ascii_lowercase), secrets.choice(string.digits)]
+    chars += list(PASSWORD_SPECIALS) + list(PASSWORD_NON_ASCII)
+    chars += [secrets.choice(letters) for _ in range(14)]
+    secrets.SystemRandom().shuffle(chars)
+    # Letters at both ends: HTTP strips spaces around a header's value.
+    return secrets.choice(string.ascii_letters) + "".join(chars) + secrets.choice(string.ascii_letters)
+
+
 def credentials():
+    """The test bed's credentials, made on the first `up`. A ClickHouse password from before the
+    special characters were required is replaced (the running server is then restarted by `up`,
+    since it refuses the new one)."""
     creds = read_json(CREDENTIALS_FILE)
     if creds and all(creds.get(k) for k in ("clickhouse_user", "clickhouse_password", "s3_access_key", "s3_secret_key")):
-        return creds
-    letters = string.ascii_letters + string.digits
-    punctuation = "-_.+"  # safe inside single quotes in YAML and shell, in JSON and in basic auth
-    chars = [secrets.choice(string.ascii_uppercase), secrets.choice(string.ascii_lowercase), secrets.choice(string.digits)]
-    chars += [secrets.choice(punctuation) for _ in range(3)]
-    chars += [secrets.choice(letters) for _ in range(18)]
-    secrets.SystemRandom().shuffle(chars)
-    password = secrets.choice(string.ascii_letters) + "".join(chars)
-    creds = {
-        "clickhouse_user": CH_USER,
-        "clickhouse_password": password,
-        "s3_access_key": "INPLACE" + random_text(13, string.ascii_uppercase + string.digits),
-        "s3_secret_key": random_text(40, letters),
-    }
-    write_private(CREDENTIALS_FILE, json.dumps(creds, indent=2) + "\n")
+        if password_is_current(creds["clickhouse_password"]):
+            return creds
+        say("the ClickHouse password in credentials.json lacks the required special characters: making a new one")
+        creds["clickhouse_password"] = new_password()
+    else:
+        letters = string.ascii_letters + string.digits
+        creds = {
+            "clickhouse_user": CH_USER,
+            "clickhouse_password": new_password(),
+            "s3_access_key": "INPLACE" + random_text(13, string.ascii_uppercase + string.digits),
+            "s3_secret_key": random_text(40, letters),
+        }
+    write_private(CREDENTIALS_FILE, json.dumps(creds, indent=2, ensure_ascii=False) + "\n")
     return creds
+
+
+def write_clickhouse_config():
+    macros = "".join(f"        <{name}>{value}</{name}>\n" for name, value in MACROS.items())
+    write_private(CH_CONFIG_FILE, f"<clickhouse>\n    <macros>\n{macros}    </macros>\n</clickhouse>\n")
 
 
 # --- processes ----------------------------------------------------------------------------------
@@ -346,7 +381,8 @@ class ClickHouse(Service):
         env = dict(os.environ)
         env["INPLACE_CH_SERVER_PASSWORD"] = creds["clickhouse_password"]
         env["PYTHONUNBUFFERED"] = "1"
-        args = [python, SERVER_SCRIPT, "--data-path", CH_DATA, "--host", HOST,
+        write_clickhouse_config()
+        args = [python, SERVER_SCRIPT, "--data-path", CH_DATA, "--config-file", CH_CONFIG_FILE, "--host", HOST,
                 "--port", str(ports["clickhouse_http"]), "--user", creds["clickhouse_user"]]
         return self.spawn(args, env)
 
@@ -359,13 +395,19 @@ class ClickHouse(Service):
             body = r.read()
             if r.status != 200 or body != b"Ok.\n":
                 return f"/ping answered {r.status} {body[:100]!r}"
-            conn.request("POST", "/", body=b"SELECT 1", headers={
-                "X-ClickHouse-User": creds["clickhouse_user"], "X-ClickHouse-Key": creds["clickhouse_password"]})
+            # The password as UTF-8 bytes, as curl sends it (http.client would encode it as Latin-1).
+            conn.request("POST", "/", body=b"SELECT macro, substitution FROM system.macros ORDER BY macro", headers={
+                "X-ClickHouse-User": creds["clickhouse_user"],
+                "X-ClickHouse-Key": creds["clickhouse_password"].encode("utf-8")})
             r = conn.getresponse()
             body = r.read()
             conn.close()
-            if r.status != 200 or body != b"1\n":
-                return f"SELECT 1 answered {r.status} {body[:200]!r}"
+            if r.status != 200:
+                return f"SELECT ... FROM system.macros answered {r.status} {body[:200]!r}"
+            expected = "".join(f"{name}\t{value}\n" for name, value in sorted(MACROS.items())).encode()
+            if body != expected:
+                # Started before the test bed gave the engine its macros: it must be restarted.
+                return f"answered {r.status}: system.macros is {body[:200]!r}, not the test bed's macros"
             return None
         except (OSError, http.client.HTTPException) as e:
             return f"{type(e).__name__}: {e}"
@@ -537,7 +579,7 @@ def write_client_files(ports, creds):
         ("S3_FORCE_PATH_STYLE", "true"),
         ("S3_DISABLE_SSL", "true"),
         ("S3_PATH", S3_PATH),
-    ]
+    ] + [(f"INPLACE_TESTBED_MACRO_{name.upper()}", value) for name, value in MACROS.items()]
     env_text = "# The running test bed (tools/testbed up); removed by tools/testbed down.\n"
     env_text += "".join(f"export {k}={shell_quote(v)}\n" for k, v in env)
     config_text = (
@@ -636,6 +678,8 @@ def cmd_up(_args):
             try:
                 if "answered 403" in reason:
                     raise Fail("it refuses our credentials")
+                if "not the test bed's macros" in reason:
+                    raise Fail("it was started without the test bed's macros")
                 wait_ready({service: None}, ports, creds, timeout=10)
                 continue
             except Fail as e:

@@ -14,7 +14,14 @@ struct ConfigCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runMapped {
-                print(try global.load().renderYAML(), terminator: "")
+                let config = try global.load()
+                let effective: EffectivePaths
+                do {
+                    effective = .resolved(try await config.remotePaths(client: ClickHouseClient(endpoint: config.clickHouseEndpoint)))
+                } catch {
+                    effective = .failed("\(error)")
+                }
+                print(config.renderYAML(effective: effective), terminator: "")
             }
         }
     }
@@ -74,8 +81,9 @@ struct Upload: AsyncParsableCommand {
     func run() async throws {
         try await runMapped {
             let config = try global.load()
-            guard let store = try remoteStore(config, required: true) else { return }
-            let layout = try await localLayout(ClickHouseClient(endpoint: config.clickHouseEndpoint))
+            let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
+            guard let store = try await remoteStore(config, client: client, required: true, writing: true) else { return }
+            let layout = try await localLayout(client)
             let uploader = BackupUploader(store: store, layout: layout)
             let summary = try await uploader.upload(.init(
                 name: name, compression: try config.archiveCompression(), compressionLevel: config.s3.compressionLevel,
@@ -101,12 +109,12 @@ struct List: AsyncParsableCommand {
     func run() async throws {
         try await runMapped {
             let config = try global.load()
+            let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
             var listings: [BackupListing] = []
             if location != .remote {
-                let layout = try await localLayout(ClickHouseClient(endpoint: config.clickHouseEndpoint))
-                listings += await BackupLister.local(layout)
+                listings += await BackupLister.local(try await localLayout(client))
             }
-            if location != .local, let store = try remoteStore(config, required: location == .remote) {
+            if location != .local, let store = try await remoteStore(config, client: client, required: location == .remote) {
                 listings += try await BackupLister.remote(store)
             }
             if json {

@@ -88,7 +88,7 @@ struct JournalCommand: AsyncParsableCommand {
                 let listed = try await journal.events(run.id, state: state ?? .failed)
                     .filter { pattern.matches(database: $0.database, table: $0.table) }
                 if json { return try printJSON(Report(run: run, tables: tables, events: listed)) }
-                print("run \(run.id): backup \(run.backup) (\(run.source)), \(run.state.rawValue)\(run.supersededBy.map { " by run \($0)" } ?? ""); started \(run.startedAt)\(run.finishedAt.map { ", finished \($0)" } ?? ""); inplace \(run.toolVersion)")
+                print("run \(run.id): backup \(run.backup) (\(run.location ?? run.source)), \(run.state.rawValue)\(run.supersededBy.map { " by run \($0)" } ?? ""); started \(run.startedAt)\(run.finishedAt.map { ", finished \($0)" } ?? ""); inplace \(run.toolVersion)")
                 print("options: \(run.options)")
                 for table in tables {
                     print("  \(table.database).\(table.table): \(table.done)/\(table.events) done\(table.failed > 0 ? ", \(table.failed) failed" : "")")

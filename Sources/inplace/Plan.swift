@@ -27,7 +27,7 @@ struct PlanCommand: AsyncParsableCommand {
             let options = try flags.restoreOptions(config, concurrency: config.general.downloadConcurrency)
             let source = try await options.scoped(
                 try await openBackup(name, from: flags.from, layout: layout,
-                                     remote: try remoteStore(config, required: flags.from == .remote)),
+                                     remote: try await remoteStore(config, client: client, required: flags.from == .remote)),
                 client: client)
             let result = try await PlanBuilder(client: client).build(.init(
                 source: source, tables: TablePattern(flags.tables), skipTables: config.clickhouse.skipTables,

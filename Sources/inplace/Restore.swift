@@ -61,7 +61,7 @@ struct RestoreCommand: AsyncParsableCommand {
             let options = try flags.restoreOptions(config, concurrency: concurrency ?? config.general.downloadConcurrency)
             let source = try await options.scoped(
                 try await openBackup(name, from: flags.from, layout: layout,
-                                     remote: try remoteStore(config, required: flags.from == .remote)),
+                                     remote: try await remoteStore(config, client: client, required: flags.from == .remote)),
                 client: client)
             let journal = try Journal(path: journalOptions.path(layout))
             let disks = try await ClickHouseCatalog(client: client).disks()
@@ -156,8 +156,12 @@ func resumeRun(_ run: JournalRun, config: InplaceConfig, client: ClickHouseClien
     let options = try JSONDecoder().decode(RestoreOptions.self, from: Data(run.options.utf8))
     let source = try await options.scoped(
         try await openBackup(run.backup, from: BackupLocation(rawValue: run.source), layout: layout,
-                             remote: try remoteStore(config, required: run.source == "remote")),
+                             remote: try await remoteStore(config, client: client, required: run.source == "remote")),
         client: client)
+    if let recorded = run.location, recorded != source.address {
+        // s3.path (or its macros) changed since the run began: another backup of the same name.
+        throw JournalError(.notFound, "run \(run.id) read its backup from \(recorded), but the configuration now gives \(source.address) (s3.path, its macros, or the bucket changed); put the configuration back to resume it, or start over with restore --new-run")
+    }
     let runner = RestoreRunner(client: client, source: source, journal: journal,
                                disks: try await ClickHouseCatalog(client: client).disks(), retry: retryPolicy(config),
                                waitLock: waitLock, command: command)

@@ -90,7 +90,12 @@ func localLayout(_ client: ClickHouseClient) async throws -> LocalBackupLayout {
     return LocalBackupLayout(disks: try await ClickHouseCatalog(client: client).disks())
 }
 
-func remoteStore(_ config: InplaceConfig, required: Bool) throws -> RemoteBackupStore? {
+/// The S3 store under the effective `s3.path` (the server's macros put in: `RemotePaths`), or nil
+/// when remote storage is off and not `required`. A `{name}` the server lacks is left as written,
+/// as clickhouse-backup does, with a warning; `writing` (upload) refuses it instead: nothing
+/// should be written to a folder literally named `{shard}`.
+func remoteStore(_ config: InplaceConfig, client: ClickHouseClient, required: Bool,
+                 writing: Bool = false) async throws -> RemoteBackupStore? {
     guard config.general.remoteStorage.lowercased() == "s3" else {
         if required {
             throw ConfigError(key: "general.remote_storage",
@@ -99,5 +104,14 @@ func remoteStore(_ config: InplaceConfig, required: Bool) throws -> RemoteBackup
         }
         return nil
     }
-    return RemoteBackupStore(s3: S3Client(config: try config.s3Config()), path: config.s3.path)
+    let s3 = try config.s3Config()
+    let paths = try await config.remotePaths(client: client)
+    if let warning = paths.warning {
+        if writing {
+            throw ConfigError(key: "s3.path", message: "\(warning); refusing to write there: define the macro in the server's <macros> or change the path",
+                              file: config.sourceFile)
+        }
+        FileHandle.standardError.write(Data("inplace: warning: \(warning); left as written, as clickhouse-backup does: backups are read from a folder of that literal name\n".utf8))
+    }
+    return RemoteBackupStore(s3: S3Client(config: s3), path: paths.path)
 }

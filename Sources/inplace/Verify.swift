@@ -28,7 +28,7 @@ struct VerifyCommand: AsyncParsableCommand {
             let config = try global.load()
             let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
             let source = try await openBackup(name, from: from, layout: try await localLayout(client),
-                                              remote: try remoteStore(config, required: from == .remote))
+                                              remote: try await remoteStore(config, client: client, required: from == .remote))
             let report = try await BackupVerifier(client: client).verify(.init(
                 source: source, tables: TablePattern(tables), skipTables: config.clickhouse.skipTables,
                 concurrency: config.general.downloadConcurrency))

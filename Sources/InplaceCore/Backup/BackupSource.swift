@@ -10,6 +10,8 @@ public enum BackupLocation: String, Sendable, Codable {
 public protocol BackupSource: Sendable {
     var name: String { get }
     var location: BackupLocation { get }
+    /// Where the backup is read: its folder, or `s3://bucket/<prefix>NAME/` (journaled per run).
+    var address: String { get }
     /// `metadata.json`; refuses embedded backups.
     func metadata() async throws -> BackupMetadata
     /// A table's JSON.

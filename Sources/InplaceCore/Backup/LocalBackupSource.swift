@@ -9,6 +9,7 @@ public struct LocalBackupSource: BackupSource {
     /// Where `required` parts may live when the base backup is not local.
     let remote: RemoteBackupStore?
     public var location: BackupLocation { .local }
+    public var address: String { layout.folder(name) + "/" }
 
     /// The backups that required this one, to catch a chain that loops.
     let chain: [String]

@@ -10,13 +10,26 @@ import Synchronization
 ///     NAME/shadow/<enc db>/<enc table>/<disk>/<part>/<file>      data_format "directory"
 public struct RemoteBackupStore: Sendable {
     public let s3: S3Client
-    /// `s3.path` without slashes around it, plus `/` (or empty).
+    /// The effective `s3.path` (macros put in) as a key prefix: `normalizedPrefix(path)`.
     public let prefix: String
 
     public init(s3: S3Client, path: String) {
         self.s3 = s3
-        let trimmed = path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-        prefix = trimmed.isEmpty ? "" : trimmed + "/"
+        prefix = Self.normalizedPrefix(path)
+    }
+
+    /// `path` as the start of a key, as clickhouse-backup's `path.Join(path, key)` makes it: empty
+    /// and `.` segments dropped, `..` removing the segment before it; empty, or ending in `/`.
+    public static func normalizedPrefix(_ path: String) -> String {
+        var segments: [Substring] = []
+        for segment in path.split(separator: "/") where segment != "." {
+            if segment == "..", let last = segments.last, last != ".." {
+                segments.removeLast()
+            } else {
+                segments.append(segment)
+            }
+        }
+        return segments.isEmpty ? "" : segments.joined(separator: "/") + "/"
     }
 
     public func key(_ backup: String, _ rest: String) -> String { prefix + backup + "/" + rest }
@@ -38,6 +51,7 @@ public struct RemoteBackupSource: BackupSource {
     public let name: String
     public let store: RemoteBackupStore
     public var location: BackupLocation { .remote }
+    public var address: String { "s3://\(store.s3.config.bucket)/\(store.key(name, ""))" }
     private let cache = MetadataCache()
     /// The backups that required this one, to catch a chain that loops.
     private let chain: [String]

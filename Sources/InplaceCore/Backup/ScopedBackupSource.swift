@@ -16,6 +16,7 @@ public struct ScopedBackupSource: BackupSource {
 
     public var name: String { base.name }
     public var location: BackupLocation { base.location }
+    public var address: String { base.address }
 
     /// Wraps `base`; returns it unchanged when there is neither a mapping nor a selection.
     /// Refuses mappings that send two of the backup's tables to one name.

@@ -62,6 +62,12 @@ public struct ClickHouseCatalog: Sendable {
                                  as: DiskRow.self).map(\.disk)
     }
 
+    /// `system.macros` as name -> substitution (`{name}` in `s3.path`; see `RemotePaths`).
+    public func macros() async throws(ClickHouseError) -> [String: String] {
+        let rows = try await client.rows("SELECT macro, substitution FROM system.macros", as: MacroRow.self)
+        return Dictionary(rows.map { ($0.macro, $0.substitution) }, uniquingKeysWith: { first, _ in first })
+    }
+
     public func databases() async throws(ClickHouseError) -> [Database] {
         try await client.tsvRows("SELECT name, engine, engine_full, toString(uuid) FROM system.databases ORDER BY name",
                                  as: DatabaseRow.self).map(\.database)
@@ -152,6 +158,11 @@ public struct ClickHouseCatalog: Sendable {
             disk = Disk(name: try row.string(0), path: path, type: try row.string(2), isRemote: try row.bool(3),
                         freeSpace: try row.uint64(4))
         }
+    }
+
+    private struct MacroRow: Decodable, Sendable {
+        let macro: String
+        let substitution: String
     }
 
     private struct DatabaseRow: TSVDecodable, Sendable {

@@ -104,7 +104,10 @@ public enum ConfigLoader {
         if let v = try r.string("s3", "endpoint") { config.s3.endpoint = v }
         if let v = try r.string("s3", "region") { config.s3.region = v }
         if let v = try r.string("s3", "bucket") { config.s3.bucket = v }
-        if let v = try r.string("s3", "path") { config.s3.path = v }
+        // Trimmed as clickhouse-backup trims them when it loads its config.
+        let pathTrim = CharacterSet(charactersIn: "/ \t\r\n")
+        if let v = try r.string("s3", "path") { config.s3.path = v.trimmingCharacters(in: pathTrim) }
+        if let v = try r.string("s3", "object_disk_path") { config.s3.objectDiskPath = v.trimmingCharacters(in: pathTrim) }
         if let v = try r.string("s3", "access_key") { config.s3.accessKey = v }
         if let v = try r.string("s3", "secret_key") { config.s3.secretKey = v }
         if let v = try r.bool("s3", "force_path_style") { config.s3.forcePathStyle = v }
@@ -221,9 +224,13 @@ public enum ConfigLoader {
         /// A YAML list, or a comma-separated string (the environment's form).
         func list(_ section: String, _ key: String) throws(ConfigError) -> [String]? {
             guard let (value, origin) = raw(section, key) else { return nil }
-            if let items = value as? [Any] { return items.map { "\($0)" } }
+            // Items trimmed of whitespace, as clickhouse-backup trims skip_tables patterns.
+            if let items = value as? [Any] {
+                return items.map { "\($0)".trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+            }
             if let text = value as? String {
-                return text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                return text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+                    .filter { !$0.isEmpty }
             }
             throw fail(origin, "must be a list")
         }

@@ -46,7 +46,11 @@ public struct InplaceConfig: Sendable {
         public var endpoint = ""
         public var region = "us-east-1"
         public var bucket = ""
+        /// Trimmed of `/` and whitespace at both ends; may name macros (`{shard}`: see `RemotePaths`).
         public var path = ""
+        /// Where clickhouse-backup puts object-disk data; read, shown, and not used (parts on
+        /// object disks are refused).
+        public var objectDiskPath = ""
         public var accessKey = ""
         public var secretKey = ""
         public var forcePathStyle = false

@@ -14,14 +14,15 @@
 extension Journal {
     static let supersededDetail = "run superseded by run "
 
-    /// The columns `run(_:)` reads, in its order; the last is the run that superseded it.
+    /// The columns `run(_:)` reads, in its order; the tenth is the run that superseded it.
     static let runSelect = """
         SELECT r.id, r.backup, r.source, r.options, r.tool_version, r.state, r.started_at, r.updated_at, r.finished_at,
                CASE WHEN r.state = 'superseded' THEN (
                    SELECT CAST(substr(t.detail, \(supersededDetail.count + 1)) AS INTEGER) FROM transitions t
                    WHERE t.event_id = (SELECT max(e.id) FROM events e WHERE e.run_id = r.id)
                      AND t.detail LIKE '\(supersededDetail)%' ORDER BY t.id DESC LIMIT 1)
-               END
+               END,
+               r.location
         FROM runs r
         """
 

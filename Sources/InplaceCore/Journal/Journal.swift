@@ -185,13 +185,15 @@ public actor Journal {
     // MARK: Runs
 
     /// A new run and its first events, in one transaction: a run is never journaled without them.
-    public func createRun(backup: String, source: String, options: String, events: [NewEvent] = []) throws -> Int64 {
+    /// `location`: where the backup is read (`BackupSource.address`).
+    public func createRun(backup: String, source: String, location: String? = nil, options: String,
+                          events: [NewEvent] = []) throws -> Int64 {
         try write {
             let now = Self.now()
             try db.run("""
-                INSERT INTO runs (backup, source, options, tool_version, state, started_at, updated_at)
-                VALUES (?, ?, ?, ?, 'running', ?, ?)
-                """, backup, source, options, InplaceVersion.current, now, now)
+                INSERT INTO runs (backup, source, location, options, tool_version, state, started_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, 'running', ?, ?)
+                """, backup, source, location, options, InplaceVersion.current, now, now)
             let run = db.lastInsertRowID
             _ = try insert(run, events)
             return run
@@ -589,7 +591,7 @@ public actor Journal {
         JournalRun(id: row.int64(0), backup: row.string(1) ?? "", source: row.string(2) ?? "", options: row.string(3) ?? "",
                    toolVersion: row.string(4) ?? "", state: RunState(rawValue: row.string(5) ?? "") ?? .failed,
                    startedAt: row.string(6) ?? "", updatedAt: row.string(7) ?? "", finishedAt: row.string(8),
-                   supersededBy: row.isNull(9) ? nil : row.int64(9))
+                   supersededBy: row.isNull(9) ? nil : row.int64(9), location: row.string(10))
     }
 
     private static func transition(_ row: SQLiteRow) -> JournalTransition {

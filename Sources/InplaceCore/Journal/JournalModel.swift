@@ -53,9 +53,12 @@ public struct JournalRun: Sendable, Codable, Equatable {
     public var finishedAt: String?
     /// The run that superseded this one (`restore --new-run`), when `state` is `superseded`.
     public var supersededBy: Int64?
+    /// Where the run read its backup: the local folder or `s3://bucket/<effective s3.path>/NAME/`
+    /// (nil for runs journaled before schema 4).
+    public var location: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, backup, source, options, state
+        case id, backup, source, location, options, state
         case toolVersion = "tool_version"
         case startedAt = "started_at"
         case updatedAt = "updated_at"

@@ -64,7 +64,7 @@ public struct RestoreRunner: Sendable {
         let events = try tables.map {
             NewEvent(kind: .planTable, database: $0.database, table: $0.table, detail: try TableRestore.encode($0))
         }
-        let run = try await journal.createRun(backup: source.name, source: source.location.rawValue,
+        let run = try await journal.createRun(backup: source.name, source: source.location.rawValue, location: source.address,
                                               options: options.json, events: events)
         logger.info("run \(run): \(tables.count) table(s) to change, journal \(journal.path)")
         return try await execute(run, options: options)
