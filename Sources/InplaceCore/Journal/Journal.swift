@@ -275,7 +275,7 @@ public actor Journal {
 
     /// A read: held transitions are committed first, so that it sees them, and it is timed as
     /// journal work.
-    private func read<T>(_ body: () throws -> T) throws -> T {
+    func read<T>(_ body: () throws -> T) throws -> T {
         try flush()
         let meter = Meter()
         defer { record(meter) }

@@ -28,11 +28,14 @@ public struct RestoreRunner: Sendable {
     let waitLock: Duration
     /// What the table locks name this process as: `restore`, `resume`, `journal replay`.
     let command: String
+    /// `--metrics-file`: written while the run goes on and at its end.
+    let metrics: RestoreMetrics?
 
     public init(client: ClickHouseClient, source: any BackupSource, journal: Journal, disks: [ClickHouseCatalog.Disk],
                 retry: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(500), maxDelay: .seconds(10)),
-                waitLock: Duration = .zero, command: String = "restore",
+                waitLock: Duration = .zero, command: String = "restore", metrics: RestoreMetrics? = nil,
                 logger: Logger = Logger(label: "inplace.restore")) {
+        self.metrics = metrics
         self.client = client
         self.source = source
         self.journal = journal
@@ -109,6 +112,22 @@ public struct RestoreRunner: Sendable {
         }
         let reporter = Task { await progress.report(every: .seconds(5)) }
         defer { reporter.cancel() }
+        let metricsSpent = RestoreMetrics.Spent()
+        let metricsWriter = metrics.map { metrics in
+            Task { [journal, logger] in await metrics.keepWriting(run, journal: journal, logger: logger, spent: metricsSpent) }
+        }
+        /// The last write, once the run's state is journaled (also when it stopped early).
+        func finalMetrics() async {
+            metricsWriter?.cancel()
+            _ = await metricsWriter?.value
+            guard let metrics else { return }
+            do {
+                let took = try await metrics.write(run, journal: journal, finished: true)
+                metricsSpent.add(took)
+            } catch {
+                logger.warning("cannot write the metrics file \(metrics.path): \(error)")
+            }
+        }
         do {
             _ = try await concurrentMap(plans, width: max(1, options.concurrency)) { planEvent in
                 do {
@@ -127,11 +146,14 @@ public struct RestoreRunner: Sendable {
             for qualified in frozenTables.values { await thaw(qualified) }
             let cancelled = TableRestore.isCancellation(error)
             try? await journal.setRunState(run, cancelled ? .interrupted : .failed)
+            await finalMetrics()
             throw cancelled ? CancellationError() : error
         }
         removeStaging(of: run)
         var summary = try await RestoreSummary.of(run, journal: journal)
         try await journal.setRunState(run, summary.state)
+        await finalMetrics()
+        if metrics != nil { summary.metricsSeconds = metricsSpent.value.seconds }
         summary.seconds = (ContinuousClock.now - started).seconds
         summary.journalSeconds = (await journal.busy - journalBefore).seconds
         summary.journalCPUSeconds = (await journal.busyCPU - journalCPUBefore).seconds
@@ -231,12 +253,15 @@ public struct RestoreSummary: Sendable, Codable, Equatable {
     public var seconds: Double = 0
     public var journalSeconds: Double = 0
     public var journalCPUSeconds: Double = 0
+    /// With `--metrics-file`: the time spent writing it (absent without).
+    public var metricsSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case run, state, events, done, failed, pending, interrupted, superseded, failures, seconds
         case bytesDownloaded = "bytes_downloaded"
         case journalSeconds = "journal_seconds"
         case journalCPUSeconds = "journal_cpu_seconds"
+        case metricsSeconds = "metrics_seconds"
     }
 
     /// At most this many failures are listed; `failed` counts them all.
