@@ -39,6 +39,9 @@ static inline CURLcode inplace_curl_getinfo_off(CURL *h, CURLINFO i, curl_off_t 
 static inline CURLcode inplace_curl_getinfo_string(CURL *h, CURLINFO i, char **v) {
     return curl_easy_getinfo(h, i, v);
 }
+static inline CURLcode inplace_curl_getinfo_certinfo(CURL *h, struct curl_certinfo **v) {
+    return curl_easy_getinfo(h, CURLINFO_CERTINFO, v);
+}
 
 /* Return values of callbacks that are macros in curl.h. */
 static inline size_t inplace_curl_readfunc_abort(void) { return CURL_READFUNC_ABORT; }

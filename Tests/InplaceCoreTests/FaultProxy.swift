@@ -58,21 +58,7 @@ final class FaultProxy: Sendable {
 
     /// Starts the proxy before `upstream` (`http://host:port`).
     init(upstream: String) throws {
-        let script = TestBed.repositoryRoot.appendingPathComponent("tools/faultproxy.py").path
         let hostPort = upstream.components(separatedBy: "://").last ?? upstream
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, "--upstream", hostPort]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.standardError
-        try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line += chunk
-        }
         struct Started: Decodable {
             let port: Int
             let controlPort: Int
@@ -81,10 +67,8 @@ final class FaultProxy: Sendable {
                 case controlPort = "control_port"
             }
         }
-        guard let started = try? JSONDecoder().decode(Started.self, from: line) else {
-            process.terminate()
-            throw Failure(description: "tools/faultproxy.py did not start: \(String(decoding: line, as: UTF8.self))")
-        }
+        let (process, started) = try ToolProcess.start("tools/faultproxy.py", ["--upstream", hostPort], answer: Started.self)
+        self.process = process
         port = started.port
         controlPort = started.controlPort
     }
@@ -95,12 +79,7 @@ final class FaultProxy: Sendable {
     var endpoint: String { "http://127.0.0.1:\(port)" }
 
     /// SIGKILL: the proxy keeps nothing worth a graceful stop.
-    func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-    }
+    func stop() { ToolProcess.kill(process) }
 
     func set(_ mode: Mode, only filter: Filter? = nil) async throws {
         var spec: [String: Any]
@@ -142,5 +121,46 @@ final class FaultProxy: Sendable {
             throw Failure(description: "faultproxy \(method) \(path): \(response.status) \(response.bodyText)")
         }
         return response.body
+    }
+}
+
+/// A Python tool of tools/ run by a test: it prints one JSON line when it is ready.
+enum ToolProcess {
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Starts `script` (a path in the repository) and decodes its first line of standard output.
+    /// Its standard input is a pipe this process holds open.
+    static func start<Answer: Decodable>(
+        _ script: String, _ arguments: [String], answer: Answer.Type
+    ) throws -> (Process, Answer) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", TestBed.repositoryRoot.appendingPathComponent(script).path] + arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.standardError
+        process.standardInput = Pipe()
+        try process.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line += chunk
+        }
+        guard let started = try? JSONDecoder().decode(Answer.self, from: line) else {
+            process.terminate()
+            throw Failure(description: "\(script) did not start: \(String(decoding: line, as: UTF8.self))")
+        }
+        return (process, started)
+    }
+
+    /// SIGKILL, then waits: the tools keep nothing worth a graceful stop.
+    static func kill(_ process: Process) {
+        if process.isRunning {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
     }
 }

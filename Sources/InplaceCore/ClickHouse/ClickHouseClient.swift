@@ -12,10 +12,14 @@ public struct ClickHouseEndpoint: Sendable {
     /// The longest a query may run without moving a byte (clickhouse-backup's `clickhouse.timeout`).
     public var timeout: Duration
     public var connectTimeout: Duration
+    /// Certificate checks and client certificate when `secure` (`clickhouse.skip_verify`,
+    /// `tls_ca`, `tls_cert`, `tls_key`).
+    public var tls: TLSOptions
 
     public init(
         host: String = "localhost", port: Int = 8123, secure: Bool = false, username: String = "default",
-        password: String = "", timeout: Duration = .seconds(300), connectTimeout: Duration = .seconds(10)
+        password: String = "", timeout: Duration = .seconds(300), connectTimeout: Duration = .seconds(10),
+        tls: TLSOptions = TLSOptions()
     ) {
         self.host = host
         self.port = port
@@ -24,6 +28,7 @@ public struct ClickHouseEndpoint: Sendable {
         self.password = password
         self.timeout = timeout
         self.connectTimeout = connectTimeout
+        self.tls = tls
     }
 
     /// `http://host:port`, for messages and for building request URLs. Holds no credentials.
@@ -141,7 +146,7 @@ public final class ClickHouseClient: Sendable {
     /// `/ping`: the server is up and answering HTTP (no credentials needed).
     public func ping() async throws(ClickHouseError) {
         let request = HTTPRequest(method: "GET", url: endpoint.address + "/ping",
-                                  connectTimeout: endpoint.connectTimeout, idleTimeout: endpoint.timeout)
+                                  connectTimeout: endpoint.connectTimeout, idleTimeout: endpoint.timeout, tls: endpoint.tls)
         let response: HTTPResponse
         do {
             response = try await http.send(request)
@@ -220,7 +225,8 @@ public final class ClickHouseClient: Sendable {
                 HTTPHeader("X-ClickHouse-Key", endpoint.password),
                 HTTPHeader("Content-Type", "text/plain; charset=UTF-8"),
             ],
-            body: .bytes(Array(sql.utf8)), connectTimeout: endpoint.connectTimeout, idleTimeout: endpoint.timeout)
+            body: .bytes(Array(sql.utf8)), connectTimeout: endpoint.connectTimeout, idleTimeout: endpoint.timeout,
+            tls: endpoint.tls)
         let response: HTTPResponse
         do {
             response = try await http.send(request, sink: sink)
@@ -254,7 +260,13 @@ public final class ClickHouseClient: Sendable {
         case let error as ClickHouseError:
             return error
         case let error as HTTPError:
-            return ClickHouseError(kind: .transport(error.kind), message: error.message, query: query,
+            var hint = ""
+            if error.noAnswer && !endpoint.secure {
+                hint = ". No HTTP answer came: if that port is the server's HTTPS port, set clickhouse.secure: true (CLICKHOUSE_SECURE)"
+            } else if error.noAnswer && endpoint.tls.clientCertificate == nil {
+                hint = ". No answer came: if the server requires a client certificate, set clickhouse.tls_cert and clickhouse.tls_key (CLICKHOUSE_TLS_CERT / CLICKHOUSE_TLS_KEY)"
+            }
+            return ClickHouseError(kind: .transport(error.kind), message: error.message + hint, query: query,
                                    server: endpoint.address)
         case is CancellationError:
             return ClickHouseError(kind: .cancelled, message: "cancelled", query: query, server: endpoint.address)

@@ -73,6 +73,27 @@ public struct ClickHouseError: Error, CustomStringConvertible, Sendable {
         999,  // KEEPER_EXCEPTION
     ]
 
+    /// What to set for a TLS problem, with the keys' environment variables.
+    static func advice(_ problem: TLSProblem) -> String {
+        let skip = "clickhouse.skip_verify: true (CLICKHOUSE_SKIP_VERIFY) to connect without checking it"
+        switch problem {
+        case .untrusted:
+            return "Set clickhouse.tls_ca (CLICKHOUSE_TLS_CA) to the CA certificate that signed the server's, or \(skip)."
+        case .hostName:
+            return "Set clickhouse.host (CLICKHOUSE_HOST) to a name the certificate is for, or \(skip)."
+        case .notTLS:
+            return "Set clickhouse.secure: false (CLICKHOUSE_SECURE), or clickhouse.http_port (CLICKHOUSE_HTTP_PORT) to the server's HTTPS port."
+        case .clientCertificateRequired, .clientCertificateRejected:
+            return "Set clickhouse.tls_cert and clickhouse.tls_key (CLICKHOUSE_TLS_CERT / CLICKHOUSE_TLS_KEY) to a client certificate the server trusts."
+        case .clientCertificate:
+            return "Check clickhouse.tls_cert and clickhouse.tls_key (CLICKHOUSE_TLS_CERT / CLICKHOUSE_TLS_KEY): PEM files, the key matching the certificate."
+        case .caFile:
+            return "Check clickhouse.tls_ca (CLICKHOUSE_TLS_CA), or SSL_CERT_FILE / SSL_CERT_DIR: readable PEM CA certificates."
+        case .handshake:
+            return "Check that clickhouse.http_port (CLICKHOUSE_HTTP_PORT) is the server's HTTPS port and its TLS settings."
+        }
+    }
+
     public var description: String {
         var text: String
         switch kind {
@@ -88,6 +109,7 @@ public struct ClickHouseError: Error, CustomStringConvertible, Sendable {
             if [.couldNotConnect, .couldNotResolveHost, .timedOut].contains(kind) {
                 text += ". Check clickhouse.host and clickhouse.http_port (or CLICKHOUSE_HOST / CLICKHOUSE_HTTP_PORT) and that the server runs."
             }
+            if case .tls(let problem) = kind { text += ". " + Self.advice(problem) }
         case .badResponse:
             text = "unexpected answer from ClickHouse at \(server): \(message)"
         case .cancelled:

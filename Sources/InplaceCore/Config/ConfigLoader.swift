@@ -28,6 +28,9 @@ public enum ConfigLoader {
         var reader = Reader(file: config.sourceFile, fileValues: fileValues, environment: environment)
         reader.useEnvironment = !((try reader.bool("general", "disable_environment_override", env: false)) ?? false)
         try apply(&config, reader)
+        // Go reads these whatever clickhouse-backup's settings say; so does inplace.
+        config.sslCertFile = environment["SSL_CERT_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        config.sslCertDir = environment["SSL_CERT_DIR"].flatMap { $0.isEmpty ? nil : $0 }
         try validate(config)
         return config
     }
@@ -94,10 +97,16 @@ public enum ConfigLoader {
 
         if let v = try r.string("clickhouse", "host") { config.clickhouse.host = v }
         if let v = try r.int("clickhouse", "port", range: 0...65535) { config.clickhouse.port = v }
-        if let v = try r.int("clickhouse", "http_port", range: 1...65535) { config.clickhouse.httpPort = v }
         if let v = try r.string("clickhouse", "username") { config.clickhouse.username = v }
         if let v = try r.string("clickhouse", "password") { config.clickhouse.password = v }
         if let v = try r.bool("clickhouse", "secure") { config.clickhouse.secure = v }
+        // ClickHouse's https_port is 8443 by convention, as http_port is 8123.
+        config.clickhouse.httpPort = try r.int("clickhouse", "http_port", range: 1...65535)
+            ?? (config.clickhouse.secure ? 8443 : 8123)
+        if let v = try r.bool("clickhouse", "skip_verify") { config.clickhouse.skipVerify = v }
+        if let v = try r.string("clickhouse", "tls_ca") { config.clickhouse.tlsCA = v }
+        if let v = try r.string("clickhouse", "tls_cert") { config.clickhouse.tlsCert = v }
+        if let v = try r.string("clickhouse", "tls_key") { config.clickhouse.tlsKey = v }
         if let v = try r.duration("clickhouse", "timeout") { config.clickhouse.timeout = v }
         if let v = try r.list("clickhouse", "skip_tables") { config.clickhouse.skipTables = v }
 
@@ -112,6 +121,7 @@ public enum ConfigLoader {
         if let v = try r.string("s3", "secret_key") { config.s3.secretKey = v }
         if let v = try r.bool("s3", "force_path_style") { config.s3.forcePathStyle = v }
         if let v = try r.bool("s3", "disable_ssl") { config.s3.disableSSL = v }
+        if let v = try r.bool("s3", "disable_cert_verification") { config.s3.disableCertVerification = v }
         if let v = try r.string("s3", "compression_format") { config.s3.compressionFormat = v }
         if let v = try r.int("s3", "compression_level", range: -10...22) { config.s3.compressionLevel = v }
     }
@@ -135,6 +145,28 @@ public enum ConfigLoader {
         }
         if config.clickhouse.host.isEmpty {
             throw ConfigError(key: "clickhouse.host", message: "is empty", file: config.sourceFile)
+        }
+        if config.clickhouse.secure { try validateTLSFiles(config) }
+    }
+
+    /// The TLS files clickhouse-backup would load: each readable, a certificate with its key.
+    private static func validateTLSFiles(_ config: InplaceConfig) throws(ConfigError) {
+        let ch = config.clickhouse
+        if ch.tlsCert.isEmpty != ch.tlsKey.isEmpty {
+            let (given, missing) = ch.tlsCert.isEmpty ? ("tls_key", "tls_cert") : ("tls_cert", "tls_key")
+            throw ConfigError(key: "clickhouse.\(missing)",
+                              message: "is empty while clickhouse.\(given) is set; a client certificate needs both files (or CLICKHOUSE_\(missing.uppercased()))",
+                              file: config.sourceFile)
+        }
+        for (key, path) in [("tls_ca", ch.tlsCA), ("tls_cert", ch.tlsCert), ("tls_key", ch.tlsKey)] where !path.isEmpty {
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue else {
+                throw ConfigError(key: "clickhouse.\(key)", message: "\(path) is not a file; give the path of a PEM file (or CLICKHOUSE_\(key.uppercased()))",
+                                  file: config.sourceFile)
+            }
+            guard FileManager.default.isReadableFile(atPath: path) else {
+                throw ConfigError(key: "clickhouse.\(key)", message: "\(path) cannot be read by this user", file: config.sourceFile)
+            }
         }
     }
 

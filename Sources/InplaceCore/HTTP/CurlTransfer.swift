@@ -13,6 +13,8 @@ final class CurlTransfer: @unchecked Sendable {
     private let cancelled = Atomic<Bool>(false)
 
     private var status = 0
+    /// Whether a status line arrived (a plain-HTTP port that expects TLS sends none).
+    private var answered = false
     private var headers: [HTTPHeader] = []
     private var memoryBody: [UInt8] = []
     private var errorBody: [UInt8] = []
@@ -97,6 +99,7 @@ final class CurlTransfer: @unchecked Sendable {
         set(inplace_curl_setopt_data_callback(h, CURLOPT_READFUNCTION, curlReadCallback))
         set(inplace_curl_setopt_xferinfo_callback(h, curlProgressCallback))
         set(inplace_curl_setopt_long(h, CURLOPT_NOPROGRESS, 0))
+        if isHTTPS { configureTLS(h, set) }
 
         let bodyLength = try prepareUpload()
         switch request.method.uppercased() {
@@ -147,6 +150,27 @@ final class CurlTransfer: @unchecked Sendable {
                 url: request.url, curlCode: Int32(failed.rawValue),
                 message: "curl refused an option: \(String(cString: curl_easy_strerror(failed)))")
         }
+    }
+
+    private var isHTTPS: Bool { request.url.lowercased().hasPrefix("https:") }
+
+    /// clickhouse-backup's TLS settings as curl options. CERTINFO keeps the server's certificate
+    /// after a failed host-name check, so that the error can name the hosts it is for.
+    private func configureTLS(_ h: UnsafeMutableRawPointer, _ set: (CURLcode) -> Void) {
+        let tls = request.tls
+        set(inplace_curl_setopt_long(h, CURLOPT_CERTINFO, 1))
+        if !tls.verify {
+            set(inplace_curl_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 0))
+            set(inplace_curl_setopt_long(h, CURLOPT_SSL_VERIFYHOST, 0))
+        }
+        if let file = tls.caFile { set(inplace_curl_setopt_string(h, CURLOPT_CAINFO, file)) }
+        if let folder = tls.caDirectory {
+            set(inplace_curl_setopt_string(h, CURLOPT_CAPATH, folder))
+        } else if !tls.systemCAs {
+            set(inplace_curl_setopt_pointer(h, CURLOPT_CAPATH, nil))  // not the built-in /etc/ssl/certs
+        }
+        if let certificate = tls.clientCertificate { set(inplace_curl_setopt_string(h, CURLOPT_SSLCERT, certificate)) }
+        if let key = tls.clientKey { set(inplace_curl_setopt_string(h, CURLOPT_SSLKEY, key)) }
     }
 
     /// Sets up the request body's source and returns its length.
@@ -219,6 +243,7 @@ final class CurlTransfer: @unchecked Sendable {
     fileprivate func receiveHeader(_ line: UnsafeRawBufferPointer) {
         let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         if text.hasPrefix("HTTP/") {
+            answered = true
             headers.removeAll()  // a new response (after 100 Continue or a redirect)
             status = 0
             return
@@ -293,6 +318,22 @@ final class CurlTransfer: @unchecked Sendable {
         let detail = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         let summary = String(cString: curl_easy_strerror(rc))
         var message = detail.isEmpty ? summary : "\(summary): \(detail)"
+        let code = Int32(rc.rawValue)
+        let names = code == 60 || code == 51 ? certificateNames() : []
+        if let problem = TLSFailure.classify(code: code, detail: detail, names: names) {
+            let components = URLComponents(string: request.url)
+            let host = components?.host ?? "?"
+            let port = components?.port ?? (isHTTPS ? 443 : 80)
+            let hostPort = (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
+            return HTTPError(kind: .tls(problem), method: request.method, url: request.url, curlCode: code,
+                             message: TLSFailure.message(problem, host: host, hostPort: hostPort,
+                                                         detail: detail.isEmpty ? summary : detail))
+        }
+        // A port that expects TLS drops a plain request without an answer, or answers in TLS; a
+        // server that requires a client certificate may reset the connection before answering.
+        let noAnswer = !answered
+            && (rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR
+                || (rc == CURLE_UNSUPPORTED_PROTOCOL && detail.contains("HTTP/0.9")))
         let kind: HTTPError.Kind
         switch rc {
         case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: kind = .couldNotResolveHost
@@ -307,7 +348,22 @@ final class CurlTransfer: @unchecked Sendable {
         case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL: kind = .invalidRequest(summary)
         default: kind = .other
         }
-        return HTTPError(kind: kind, method: request.method, url: request.url, curlCode: Int32(rc.rawValue), message: message)
+        return HTTPError(kind: kind, method: request.method, url: request.url, curlCode: code, message: message,
+                         noAnswer: noAnswer)
+    }
+
+    /// The names the server's certificate holds (curl's CERTINFO of the first certificate).
+    private func certificateNames() -> [String] {
+        var info: UnsafeMutablePointer<curl_certinfo>?
+        guard inplace_curl_getinfo_certinfo(handle.raw, &info) == CURLE_OK, let info, info.pointee.num_of_certs > 0,
+              let first = info.pointee.certinfo?[0] else { return [] }
+        var lines: [String] = []
+        var node: UnsafeMutablePointer<curl_slist>? = first
+        while let current = node {
+            if let data = current.pointee.data { lines.append(String(cString: data)) }
+            node = current.pointee.next
+        }
+        return TLSFailure.names(fromCertificateInfo: lines)
     }
 }
 

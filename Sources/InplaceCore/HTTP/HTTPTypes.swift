@@ -54,11 +54,13 @@ public struct HTTPRequest: Sendable {
     /// For a ranged GET: the answer must be 206 with a Content-Range starting at this byte, or
     /// no byte reaches the sink (a server that ignores Range would send the object from byte 0).
     public var requiredRangeStart: Int64?
+    /// Certificate checks and client certificate for an `https://` URL.
+    public var tls: TLSOptions
 
     public init(
         method: String = "GET", url: String, headers: [HTTPHeader] = [], body: HTTPRequestBody = .none,
         credentials: HTTPCredentials? = nil, connectTimeout: Duration = .seconds(10),
-        idleTimeout: Duration = .seconds(60), totalTimeout: Duration? = nil
+        idleTimeout: Duration = .seconds(60), totalTimeout: Duration? = nil, tls: TLSOptions = TLSOptions()
     ) {
         self.method = method
         self.url = url
@@ -68,6 +70,7 @@ public struct HTTPRequest: Sendable {
         self.connectTimeout = connectTimeout
         self.idleTimeout = idleTimeout
         self.totalTimeout = totalTimeout
+        self.tls = tls
     }
 }
 
@@ -101,6 +104,8 @@ public struct HTTPError: Error, CustomStringConvertible, Sendable {
         case bodyTooLarge(limit: Int)
         case localFile(String)
         case invalidRequest(String)
+        /// A TLS connection failed: a certificate check, a client certificate, or the handshake.
+        case tls(TLSProblem)
         case other
     }
 
@@ -111,13 +116,18 @@ public struct HTTPError: Error, CustomStringConvertible, Sendable {
     /// curl's result code (`CURLE_*`), 0 when the error did not come from curl.
     public let curlCode: Int32
     public let message: String
+    /// The connection ended before any answer: over `http://` the port may expect TLS; over
+    /// `https://` the server may require a client certificate.
+    public let noAnswer: Bool
 
-    public init(kind: Kind, method: String, url: String, curlCode: Int32, message: String) {
+    public init(kind: Kind, method: String, url: String, curlCode: Int32, message: String,
+                noAnswer: Bool = false) {
         self.kind = kind
         self.method = method
         self.url = HTTPError.redact(url)
         self.curlCode = curlCode
         self.message = message
+        self.noAnswer = noAnswer
     }
 
     /// Whether sending the same request again may succeed.

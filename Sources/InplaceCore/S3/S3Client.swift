@@ -220,7 +220,7 @@ public final class S3Client: Sendable {
             headers: headers + [HTTPHeader("x-amz-content-sha256", "UNSIGNED-PAYLOAD")], body: body,
             credentials: .awsSigV4(region: config.region, service: "s3", accessKey: config.accessKey,
                                    secretKey: config.secretKey),
-            connectTimeout: config.connectTimeout, idleTimeout: config.idleTimeout)
+            connectTimeout: config.connectTimeout, idleTimeout: config.idleTimeout, tls: config.tls)
         request.requiredRangeStart = requiredRangeStart
         let response: HTTPResponse
         do {
@@ -229,8 +229,10 @@ public final class S3Client: Sendable {
             if case .localFile = error.kind {
                 throw S3Error(kind: .localFile, code: "LocalFile", message: error.message, bucket: config.bucket, key: key)
             }
-            throw S3Error(kind: .transport(error.kind), code: "Transport", message: error.message, bucket: config.bucket,
-                          key: key)
+            let hint = error.noAnswer && error.url.hasPrefix("http:")
+                ? ". No HTTP answer came: if the endpoint speaks HTTPS, write s3.endpoint (S3_ENDPOINT) as https://..." : ""
+            throw S3Error(kind: .transport(error.kind), code: "Transport", message: error.message + hint,
+                          bucket: config.bucket, key: key)
         } catch is CancellationError {
             throw S3Error(kind: .cancelled, code: "Cancelled", message: "cancelled", bucket: config.bucket, key: key)
         } catch let error as S3Error {

@@ -11,6 +11,9 @@ public struct S3Config: Sendable {
     /// `https://endpoint/bucket/key` instead of `https://bucket.endpoint/key`.
     public var forcePathStyle: Bool
     public var disableSSL: Bool
+    /// Certificate checks (`s3.disable_cert_verification` turns them off) and trusted CAs
+    /// (`SSL_CERT_FILE` / `SSL_CERT_DIR`, as Go reads them for clickhouse-backup).
+    public var tls: TLSOptions
     /// Files larger than this are uploaded in parts.
     public var multipartThreshold: Int64
     /// Size of one part of a multipart upload (raised when a file would need more than 10,000).
@@ -27,7 +30,7 @@ public struct S3Config: Sendable {
         secretKey: String = "", forcePathStyle: Bool = false, disableSSL: Bool = false,
         multipartThreshold: Int64 = 32 << 20, partSize: Int64 = 16 << 20, partConcurrency: Int = 4,
         retry: RetryPolicy = RetryPolicy(maxAttempts: 6), connectTimeout: Duration = .seconds(10),
-        idleTimeout: Duration = .seconds(60)
+        idleTimeout: Duration = .seconds(60), tls: TLSOptions = TLSOptions()
     ) {
         self.endpoint = endpoint
         self.region = region
@@ -42,6 +45,7 @@ public struct S3Config: Sendable {
         self.retry = retry
         self.connectTimeout = connectTimeout
         self.idleTimeout = idleTimeout
+        self.tls = tls
     }
 
     /// The URL of `key` (or of the bucket when `key` is empty), with the key URI-encoded the way

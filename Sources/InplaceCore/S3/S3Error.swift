@@ -46,6 +46,25 @@ public struct S3Error: Error, CustomStringConvertible, Sendable {
         }
     }
 
+    /// What to set for a TLS problem, with the keys' environment variables.
+    static func advice(_ problem: TLSProblem) -> String {
+        let skip = "s3.disable_cert_verification: true (S3_DISABLE_CERT_VERIFICATION) to connect without checking it"
+        switch problem {
+        case .untrusted:
+            return "Add the CA that signed it to the system's trusted certificates (or name a PEM file of CAs in SSL_CERT_FILE), or set \(skip)."
+        case .hostName:
+            return "Use a host name in s3.endpoint (S3_ENDPOINT) that the certificate is for, or set \(skip)."
+        case .notTLS:
+            return "Write s3.endpoint (S3_ENDPOINT) as http://..., or for an endpoint without a scheme set s3.disable_ssl: true (S3_DISABLE_SSL)."
+        case .clientCertificateRequired, .clientCertificateRejected, .clientCertificate:
+            return "The S3 endpoint wants a client certificate: clickhouse-backup's s3 settings have none, and neither does inplace."
+        case .caFile:
+            return "Check SSL_CERT_FILE / SSL_CERT_DIR: readable PEM CA certificates."
+        case .handshake:
+            return "Check s3.endpoint (S3_ENDPOINT): its scheme and port."
+        }
+    }
+
     public var description: String {
         var text = "S3 \(code)"
         if let httpStatus { text += " (HTTP \(httpStatus))" }
@@ -57,6 +76,8 @@ public struct S3Error: Error, CustomStringConvertible, Sendable {
             text += ". Check s3.access_key and s3.secret_key (or S3_ACCESS_KEY / S3_SECRET_KEY) and the bucket's permissions."
         case .notFound where code == "NoSuchBucket":
             text += ". Check s3.bucket (or S3_BUCKET)."
+        case .transport(.tls(let problem)):
+            text += ". " + Self.advice(problem)
         default:
             break
         }
