@@ -107,6 +107,7 @@ struct JournalCommand: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
         @OptionGroup var journalOptions: JournalOptions
         @OptionGroup var lockOptions: LockOptions
+        @OptionGroup var metricsOptions: MetricsOptions
         @Flag(help: "Replay every failed step of the run.")
         var failed = false
         @Option(help: "Replay this one step.")
@@ -145,7 +146,8 @@ struct JournalCommand: AsyncParsableCommand {
                     try await journal.transition(step.id, to: .pending, detail: "replay requested")
                 }
                 try await resumeRun(run, config: config, client: client, layout: layout, waitLock: lockOptions.duration,
-                                    command: "journal replay", journal: journal, json: json)
+                                    command: "journal replay", metrics: metricsOptions.metrics, journal: journal,
+                                    json: json)
             }
         }
     }

@@ -16,6 +16,31 @@ struct LockOptions: ParsableArguments {
     var duration: Duration { .seconds(waitLock) }
 }
 
+/// `--metrics-file`, on every command that runs restore steps (restore, resume, journal replay).
+struct MetricsOptions: ParsableArguments {
+    @Option(name: .customLong("metrics-file"), help: ArgumentHelp(
+        "Write the run's progress for Prometheus' node_exporter textfile collector to this file (e.g. /var/lib/node_exporter/inplace.prom), atomically, while the run goes on and at its end.",
+        valueName: "path"))
+    var metricsFile: String?
+    @Option(name: .customLong("metrics-interval"), help: ArgumentHelp("Seconds between writes of --metrics-file (default 5).", valueName: "seconds"))
+    var metricsInterval = 5.0
+
+    func validate() throws {
+        guard metricsInterval > 0 else { throw ValidationError("--metrics-interval takes a number of seconds above 0") }
+        if let metricsFile {
+            let folder = (metricsFile as NSString).deletingLastPathComponent
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder.isEmpty ? "." : folder, isDirectory: &isFolder), isFolder.boolValue else {
+                throw ValidationError("--metrics-file \(metricsFile): the folder \(folder) does not exist")
+            }
+        }
+    }
+
+    var metrics: RestoreMetrics? {
+        metricsFile.map { RestoreMetrics(path: $0, interval: .milliseconds(Int64(metricsInterval * 1000))) }
+    }
+}
+
 /// Options shared by the commands that read or write the journal.
 struct JournalOptions: ParsableArguments {
     @Option(help: "The journal file (default: <default disk path>/backup/inplace-journal.sqlite on the ClickHouse host).")
@@ -38,6 +63,7 @@ struct RestoreCommand: AsyncParsableCommand {
     @OptionGroup var journalOptions: JournalOptions
     @OptionGroup var flags: RestoreFlags
     @OptionGroup var lockOptions: LockOptions
+    @OptionGroup var metricsOptions: MetricsOptions
     @Flag(help: "Accepted as in clickhouse-backup; in-place is the default.")
     var restoreInPlace = false
     @Option(help: "Transfers and tables at once (default: general.download_concurrency).")
@@ -66,7 +92,8 @@ struct RestoreCommand: AsyncParsableCommand {
             let journal = try Journal(path: journalOptions.path(layout))
             let disks = try await ClickHouseCatalog(client: client).disks()
             let runner = RestoreRunner(client: client, source: source, journal: journal, disks: disks,
-                                       retry: retryPolicy(config), waitLock: lockOptions.duration, command: "restore")
+                                       retry: retryPolicy(config), waitLock: lockOptions.duration, command: "restore",
+                                       metrics: metricsOptions.metrics)
             if !newRun, let unfinished = try await journal.unfinishedRun(backup: name, options: options.json) {
                 FileHandle.standardError.write(Data("inplace: run \(unfinished.id) of \(name) with these options did not finish; resuming it (pass --new-run to start over)\n".utf8))
                 try await finish(try await cancellable { try await runner.resume(unfinished.id, options: options) },
@@ -122,6 +149,7 @@ struct ResumeCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var journalOptions: JournalOptions
     @OptionGroup var lockOptions: LockOptions
+    @OptionGroup var metricsOptions: MetricsOptions
     @Flag(help: "Print the summary as JSON on standard output.")
     var json = false
     @Argument(help: "The run to resume (default: the newest unfinished run).")
@@ -143,7 +171,7 @@ struct ResumeCommand: AsyncParsableCommand {
                 run = found
             }
             try await resumeRun(run, config: config, client: client, layout: layout, waitLock: lockOptions.duration,
-                                command: "resume", journal: journal, json: json)
+                                command: "resume", metrics: metricsOptions.metrics, journal: journal, json: json)
         }
     }
 }
@@ -151,7 +179,7 @@ struct ResumeCommand: AsyncParsableCommand {
 /// Resumes `run` with the options and backup it was journaled with, prints the summary, and exits
 /// non-zero unless every step is done (resume and replay).
 func resumeRun(_ run: JournalRun, config: InplaceConfig, client: ClickHouseClient, layout: LocalBackupLayout,
-               waitLock: Duration, command: String,
+               waitLock: Duration, command: String, metrics: RestoreMetrics?,
                journal: Journal, json: Bool) async throws {
     let options = try JSONDecoder().decode(RestoreOptions.self, from: Data(run.options.utf8))
     let source = try await options.scoped(
@@ -164,7 +192,7 @@ func resumeRun(_ run: JournalRun, config: InplaceConfig, client: ClickHouseClien
     }
     let runner = RestoreRunner(client: client, source: source, journal: journal,
                                disks: try await ClickHouseCatalog(client: client).disks(), retry: retryPolicy(config),
-                               waitLock: waitLock, command: command)
+                               waitLock: waitLock, command: command, metrics: metrics)
     let summary = try await cancellable { try await runner.resume(run.id, options: options) }
     try report(summary, json: json)
     try journal.verifyStillOnDisk()
