@@ -69,7 +69,7 @@ struct Upload: AsyncParsableCommand {
         try await runMapped {
             let config = try global.load()
             guard let store = try remoteStore(config, required: true) else { return }
-            let layout = try await localLayout(ClickHouseClient(endpoint: config.clickHouseEndpoint))
+            let layout = try await localLayout(ClickHouseClient(endpoint: config.clickHouseEndpoint), writing: true)
             let uploader = BackupUploader(store: store, layout: layout)
             let summary = try await uploader.upload(.init(
                 name: name, compression: try config.archiveCompression(), compressionLevel: config.s3.compressionLevel,

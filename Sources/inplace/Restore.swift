@@ -57,7 +57,7 @@ struct RestoreCommand: AsyncParsableCommand {
         try await runMapped {
             let config = try global.load()
             let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
-            let layout = try await localLayout(client)
+            let layout = try await localLayout(client, writing: true)
             let options = RestoreOptions(
                 tables: flags.tables, dropIfSchemaChanged: flags.dropIfSchemaChanged, full: flags.full,
                 dataOnly: flags.data, schemaOnly: flags.schema, ignoreDiskSpace: flags.ignoreDiskSpace,
@@ -133,7 +133,7 @@ struct ResumeCommand: AsyncParsableCommand {
         try await runMapped {
             let config = try global.load()
             let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
-            let layout = try await localLayout(client)
+            let layout = try await localLayout(client, writing: true)
             let journal = try Journal(path: journalOptions.path(layout))
             let run: JournalRun
             if let runID {

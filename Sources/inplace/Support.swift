@@ -34,6 +34,8 @@ enum Exit {
     static let differs: Int32 = 15
     /// A table is locked by another inplace process (a restore), or its lock file is unusable.
     static let tableLocked: Int32 = 16
+    /// Run as a user who can write into ClickHouse's folders neither as their owner nor as root.
+    static let wrongUser: Int32 = 17
 
     /// Prints `error` for an operator and returns the exit code for it.
     static func report(_ error: any Error) -> ExitCode {
@@ -52,6 +54,7 @@ enum Exit {
         case is ArchiveError: code = archiveRefused
         case is JournalError: code = journal
         case is TableLockError: code = tableLocked
+        case is OwnershipError: code = wrongUser
         default: code = failure
         }
         FileHandle.standardError.write(Data("inplace: error: \(error)\n".utf8))
@@ -81,9 +84,13 @@ func printJSON<T: Encodable>(_ value: T) throws {
 }
 
 /// The server's disks, giving where local backups live.
-func localLayout(_ client: ClickHouseClient) async throws -> LocalBackupLayout {
+/// The server's disks as a backup layout. `writing`: the command will write into the disks'
+/// folders, and is refused first unless it runs as root or as their owner (FileOwner).
+func localLayout(_ client: ClickHouseClient, writing: Bool = false) async throws -> LocalBackupLayout {
     try await client.requireSupportedVersion()
-    return LocalBackupLayout(disks: try await ClickHouseCatalog(client: client).disks())
+    let disks = try await ClickHouseCatalog(client: client).disks()
+    if writing { try FileOwner.requireWriter(disks: disks) }
+    return LocalBackupLayout(disks: disks)
 }
 
 func remoteStore(_ config: InplaceConfig, required: Bool) throws -> RemoteBackupStore? {
