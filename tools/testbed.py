@@ -157,6 +157,17 @@ def server_account():
         raise Fail(f"the system user {CH_SYSTEM_USER} does not exist: run tools/setup (as root) to create it") from None
 
 
+def runs_as_account(pid):
+    """Whether process `pid` runs as the user server_account() names (always, when not root)."""
+    account = server_account()
+    if account is None:
+        return True
+    try:
+        return os.stat(f"/proc/{pid}").st_uid == account.pw_uid
+    except FileNotFoundError:
+        return True
+
+
 def give_tree(root, account):
     """Gives `root` and everything under it to `account` (what earlier runs left as root)."""
     started, given = time.monotonic(), 0
@@ -704,6 +715,11 @@ def cmd_up(_args):
     creds = credentials()
     pending = {}
     for service in SERVICES:
+        if service is CLICKHOUSE and service.name in running and not runs_as_account(running[service.name]):
+            # Started as another user (by an older tools/testbed): started anew as its own user.
+            say(f"{service.title} runs (pid {running[service.name]}) as another user than {CH_SYSTEM_USER}; restarting it")
+            stop([service])
+            del running[service.name]
         if service.name in running:
             reason = service.answers(ports, creds)
             if reason is None:
