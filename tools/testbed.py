@@ -26,6 +26,12 @@ derived from a hash of the state folder's absolute path (so two checkouts do not
 20000-59999, or $INPLACE_TESTBED_PORT_BASE; when a port is taken by another program the next base
 (+10) is tried. ClickHouse HTTP = base, SeaweedFS master/volume/filer/S3 = base+1..+4, their gRPC
 ports = base+5..+8. The venv is <repo>/.venv or $INPLACE_VENV. Python standard library only.
+
+Started by root, the ClickHouse server runs as the system user inplace-ch (tools/setup makes it;
+$INPLACE_TESTBED_CH_USER names another) with clickhouse/ owned by it (files of earlier runs are
+given to it at each start), while the tests run inplace as root. The folders on the way to the
+venv's Python, the server script and the data that this user cannot search get o+x (said on
+stderr): a checkout under a 0700 folder (mktemp -d, /root) works.
 """
 
 import argparse
@@ -36,7 +42,9 @@ import hashlib
 import hmac
 import http.client
 import json
+import grp
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -55,6 +63,9 @@ SERVER_SCRIPT = os.path.join(REPO, "tools", "clickhouse_http_server.py")
 
 HOST = "127.0.0.1"
 CH_USER = "inplace"
+# The unprivileged system user (made by tools/setup) the ClickHouse server runs as when the test bed
+# is started by root, its data owned by it: as a packaged server runs as `clickhouse`.
+CH_SYSTEM_USER = os.environ.get("INPLACE_TESTBED_CH_USER") or "inplace-ch"
 BUCKET = "inplace-test"
 REGION = "us-east-1"
 S3_PATH = "backups"
@@ -138,6 +149,73 @@ def log_tail(path, lines=25):
         return f"(no log at {path})"
     tail = text.splitlines()[-lines:]
     return "\n".join("    " + line for line in tail)
+
+
+# --- the server's own user ---------------------------------------------------------------------
+
+def server_account():
+    """The pwd entry the ClickHouse server runs as: CH_SYSTEM_USER when we are root (None otherwise:
+    then it runs as we do)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(CH_SYSTEM_USER)
+    except KeyError:
+        raise Fail(f"the system user {CH_SYSTEM_USER} does not exist: run tools/setup (as root) to create it") from None
+
+
+def runs_as_account(pid):
+    """Whether process `pid` runs as the user server_account() names (always, when not root)."""
+    account = server_account()
+    if account is None:
+        return True
+    try:
+        return os.stat(f"/proc/{pid}").st_uid == account.pw_uid
+    except FileNotFoundError:
+        return True
+
+
+def give_tree(root, account):
+    """Gives `root` and everything under it to `account` (what earlier runs left as root)."""
+    started, given = time.monotonic(), 0
+    want = (account.pw_uid, account.pw_gid)
+    for folder, dirs, files in os.walk(root):
+        for path in [folder] + [os.path.join(folder, name) for name in dirs + files]:
+            info = os.lstat(path)
+            if (info.st_uid, info.st_gid) != want:
+                os.lchown(path, *want)
+                given += 1
+    if given:
+        say(f"gave {given} file(s) and folder(s) under {root} to {account.pw_name} "
+            f"({time.monotonic() - started:.1f}s)")
+
+
+def can_search(info, account, groups):
+    if account.pw_uid == info.st_uid:
+        return bool(info.st_mode & stat.S_IXUSR)
+    if info.st_gid in groups:
+        return bool(info.st_mode & stat.S_IXGRP)
+    return bool(info.st_mode & stat.S_IXOTH)
+
+
+def make_searchable(path, account):
+    """Grants o+x on each folder above `path` that `account` cannot search (a checkout under a
+    0700 folder, such as mktemp -d or /root), saying so."""
+    groups = {account.pw_gid} | {g.gr_gid for g in grp.getgrall() if account.pw_name in g.gr_mem}
+    folder = os.path.dirname(os.path.abspath(path))
+    chain = []
+    while True:
+        chain.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    for folder in reversed(chain):
+        info = os.stat(folder)
+        if not can_search(info, account, groups):
+            os.chmod(folder, stat.S_IMODE(info.st_mode) | stat.S_IXOTH)
+            say(f"granted o+x on {folder} (was {stat.S_IMODE(info.st_mode):04o}): the ClickHouse server, "
+                f"running as {account.pw_name}, must reach {path}")
 
 
 # --- ports and credentials ----------------------------------------------------------------------
@@ -337,15 +415,18 @@ class Service:
             with open(self.pid_file, "w", encoding="utf-8") as f:
                 f.write(f"{pid}\n")
 
-    def spawn(self, args, env=None):
+    def spawn(self, args, env=None, account=None):
+        """Starts `args` in a session of its own; as `account` (a pwd entry) when given."""
         os.makedirs(LOGS, exist_ok=True)
+        as_user = {} if account is None else {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
         with open(self.log_file, "ab") as log:
             stamp = datetime.datetime.now().isoformat(timespec="seconds")
-            log.write(f"\n=== {stamp} tools/testbed starts {self.title} ===\n".encode())
+            who = "" if account is None else f" as {account.pw_name} (uid {account.pw_uid})"
+            log.write(f"\n=== {stamp} tools/testbed starts {self.title}{who} ===\n".encode())
             log.flush()
             process = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=STATE, env=env, start_new_session=True, close_fds=True)
+                cwd=STATE, env=env, start_new_session=True, close_fds=True, **as_user)
         self.write_pid(process.pid)
         return process
 
@@ -384,7 +465,15 @@ class ClickHouse(Service):
         write_clickhouse_config()
         args = [python, SERVER_SCRIPT, "--data-path", CH_DATA, "--config-file", CH_CONFIG_FILE, "--host", HOST,
                 "--port", str(ports["clickhouse_http"]), "--user", creds["clickhouse_user"]]
-        return self.spawn(args, env)
+        account = server_account()
+        if account is None:
+            return self.spawn(args, env)
+        give_tree(CH_DATA, account)
+        for path in (python, os.path.realpath(python), SERVER_SCRIPT, CH_DATA):
+            make_searchable(path, account)
+        env["HOME"] = CH_DATA
+        env["USER"] = env["LOGNAME"] = account.pw_name
+        return self.spawn(args, env, account=account)
 
     def answers(self, ports, creds, timeout=2.0):
         """None when the server answers /ping and a query with our credentials, else why not."""
@@ -668,6 +757,11 @@ def cmd_up(_args):
     creds = credentials()
     pending = {}
     for service in SERVICES:
+        if service is CLICKHOUSE and service.name in running and not runs_as_account(running[service.name]):
+            # Started as another user (by an older tools/testbed): started anew as its own user.
+            say(f"{service.title} runs (pid {running[service.name]}) as another user than {CH_SYSTEM_USER}; restarting it")
+            stop([service])
+            del running[service.name]
         if service.name in running:
             reason = service.answers(ports, creds)
             if reason is None:

@@ -83,7 +83,7 @@ struct Upload: AsyncParsableCommand {
             let config = try global.load()
             let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
             guard let store = try await remoteStore(config, client: client, required: true, writing: true) else { return }
-            let layout = try await localLayout(client)
+            let layout = try await localLayout(client, writing: true)
             let uploader = BackupUploader(store: store, layout: layout)
             let summary = try await uploader.upload(.init(
                 name: name, compression: try config.archiveCompression(), compressionLevel: config.s3.compressionLevel,

@@ -125,7 +125,7 @@ struct JournalCommand: AsyncParsableCommand {
             try await runMapped {
                 let config = try global.load()
                 let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
-                let layout = try await localLayout(client)
+                let layout = try await localLayout(client, writing: true)
                 let journal = try Journal(path: journalOptions.path(layout))
                 let run = try await journal.resumableRun(runID)
                 let chosen: [JournalEvent]

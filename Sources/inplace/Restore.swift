@@ -83,7 +83,7 @@ struct RestoreCommand: AsyncParsableCommand {
         try await runMapped {
             let config = try global.load()
             let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
-            let layout = try await localLayout(client)
+            let layout = try await localLayout(client, writing: true)
             let options = try flags.restoreOptions(config, concurrency: concurrency ?? config.general.downloadConcurrency)
             let source = try await options.scoped(
                 try await openBackup(name, from: flags.from, layout: layout,
@@ -159,7 +159,7 @@ struct ResumeCommand: AsyncParsableCommand {
         try await runMapped {
             let config = try global.load()
             let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
-            let layout = try await localLayout(client)
+            let layout = try await localLayout(client, writing: true)
             let journal = try Journal(path: journalOptions.path(layout))
             let run: JournalRun
             if let runID {

@@ -37,6 +37,8 @@ enum Exit {
     /// A flag's value that cannot be used, found once the server or the backup is read (as a
     /// flag refused by the parser: 64).
     static let usage: Int32 = 64
+    /// Run as a user who can write into ClickHouse's folders neither as their owner nor as root.
+    static let wrongUser: Int32 = 17
 
     /// Prints `error` for an operator and returns the exit code for it.
     static func report(_ error: any Error) -> ExitCode {
@@ -56,6 +58,7 @@ enum Exit {
         case is ArchiveError: code = archiveRefused
         case is JournalError: code = journal
         case is TableLockError: code = tableLocked
+        case is OwnershipError: code = wrongUser
         default: code = failure
         }
         FileHandle.standardError.write(Data("inplace: error: \(error)\n".utf8))
@@ -85,9 +88,13 @@ func printJSON<T: Encodable>(_ value: T) throws {
 }
 
 /// The server's disks, giving where local backups live.
-func localLayout(_ client: ClickHouseClient) async throws -> LocalBackupLayout {
+/// The server's disks as a backup layout. `writing`: the command will write into the disks'
+/// folders, and is refused first unless it runs as root or as their owner (FileOwner).
+func localLayout(_ client: ClickHouseClient, writing: Bool = false) async throws -> LocalBackupLayout {
     try await client.requireSupportedVersion()
-    return LocalBackupLayout(disks: try await ClickHouseCatalog(client: client).disks())
+    let disks = try await ClickHouseCatalog(client: client).disks()
+    if writing { try FileOwner.requireWriter(disks: disks) }
+    return LocalBackupLayout(disks: disks)
 }
 
 /// The S3 store under the effective `s3.path` (the server's macros put in: `RemotePaths`), or nil

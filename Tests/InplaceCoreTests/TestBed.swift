@@ -58,6 +58,13 @@ struct TestBed: Sendable {
         return value
     }
 
+    /// The running test bed, a client of its ClickHouse and its config file (clickhouse-backup's
+    /// format): what an integration suite holds.
+    static func clients() throws -> (TestBed, ClickHouseClient, String) {
+        let bed = try load()
+        return (bed, try bed.clickHouse(), envFile.replacingOccurrences(of: "/env", with: "/config.yml"))
+    }
+
     var clickHousePassword: String { values["CLICKHOUSE_PASSWORD"] ?? "" }
     var s3SecretKey: String { values["S3_SECRET_KEY"] ?? "" }
 

@@ -18,6 +18,9 @@ import Logging
 ///    Other tables, and every table with `--schema`, get their JSON only.
 /// 4. Write `metadata.json` last, durably: a backup without it is incomplete, and is listed so.
 /// On failure the half-made backup folder is removed.
+///
+/// What it writes is the owner's of the disk's folder, as clickhouse-backup leaves it (FileOwner:
+/// given when root runs it; refused before anything is written when another user does).
 public struct BackupCreator: Sendable {
     public struct Options: Sendable {
         public var name: String
@@ -71,7 +74,9 @@ public struct BackupCreator: Sendable {
         let disks = try await catalog.disks()
         let layout = LocalBackupLayout(disks: disks)
         let folder = layout.folder(options.name)
-        try FileSystem.makeFolders(layout.root)
+        let owners = try Self.owners(disks)
+        let owner = owners["default"] ?? FileOwner.nearest(layout.root)
+        try FileSystem.makeFolders(layout.root, owner: owner)
         guard mkdir(folder, 0o750) == 0 else {
             if errno == EEXIST {
                 throw BackupError(.alreadyExists, "a local backup named '\(options.name)' already exists at \(folder); choose another name")
@@ -79,7 +84,9 @@ public struct BackupCreator: Sendable {
             throw FileSystem.ioError("cannot create \(folder)")
         }
         do {
-            return try await fill(options, version: version, catalog: catalog, disks: disks, layout: layout)
+            try owner?.give(folder)
+            return try await fill(options, version: version, catalog: catalog, disks: disks, layout: layout,
+                                  owners: owners)
         } catch {
             logger.error("create failed; removing the incomplete backup \(folder)")
             removeBackupFolders(options.name, layout: layout)
@@ -87,9 +94,21 @@ public struct BackupCreator: Sendable {
         }
     }
 
+    /// Disk name -> the owner of its folder (one stat per disk); refuses a process that cannot
+    /// write as that owner before anything is written.
+    static func owners(_ disks: [ClickHouseCatalog.Disk]) throws -> [String: FileOwner] {
+        var owners: [String: FileOwner] = [:]
+        for disk in disks where !disk.isRemote {
+            guard let owner = try FileOwner.ifExists(disk.path) else { continue }
+            try owner.requireWriter()
+            owners[disk.name] = owner
+        }
+        return owners
+    }
+
     private func fill(
         _ options: Options, version: ClickHouseVersion, catalog: ClickHouseCatalog, disks: [ClickHouseCatalog.Disk],
-        layout: LocalBackupLayout
+        layout: LocalBackupLayout, owners: [String: FileOwner]
     ) async throws -> Summary {
         let allTables = try await catalog.tables()
         let selected = allTables.filter {
@@ -114,7 +133,8 @@ public struct BackupCreator: Sendable {
             let lock = try await locks.acquire(database: table.database, table: table.name, holder: holder,
                                                wait: options.waitLock)
             defer { lock.release() }
-            return try await self.backUp(table, options: options, catalog: catalog, disks: disks, layout: layout)
+            return try await self.backUp(table, options: options, catalog: catalog, disks: disks, layout: layout,
+                                         owners: owners)
         }
 
         var metadataSize: UInt64 = 0
@@ -138,7 +158,8 @@ public struct BackupCreator: Sendable {
             },
             tables: results.map(\.0.title).sorted { ($0.database, $0.table) < ($1.database, $1.table) },
             functions: [], data_format: "", required_backup: nil)
-        try FileSystem.writeDurably(Array(try JSONEncoder.backup.encode(metadata)), to: layout.metadataFile(options.name))
+        try FileSystem.writeDurably(Array(try JSONEncoder.backup.encode(metadata)), to: layout.metadataFile(options.name),
+                                    owner: owners["default"])
         logger.info("backup \(options.name) complete: \(results.count) table(s), \(partCount) part(s), \(dataSize) bytes")
         return Summary(name: options.name, folder: layout.folder(options.name), tables: results.count, parts: partCount,
                        bytes: dataSize)
@@ -147,7 +168,7 @@ public struct BackupCreator: Sendable {
     /// Backs up one table; returns its metadata and the size of its JSON file.
     private func backUp(
         _ table: ClickHouseCatalog.Table, options: Options, catalog: ClickHouseCatalog,
-        disks: [ClickHouseCatalog.Disk], layout: LocalBackupLayout
+        disks: [ClickHouseCatalog.Disk], layout: LocalBackupLayout, owners: [String: FileOwner]
     ) async throws -> (TableMetadata, Int) {
         if table.createQuery.contains("[HIDDEN]") {
             logger.warning("""
@@ -172,7 +193,7 @@ public struct BackupCreator: Sendable {
                 record(current: before.filter(\.active), in: &metadata)
             } else {
                 try await freezeAndMove(table, into: &metadata, before: before, catalog: catalog, disks: disks,
-                                        layout: layout, backup: options.name, filter: filter)
+                                        layout: layout, backup: options.name, owners: owners, filter: filter)
             }
             if let filter {
                 // The ids named, and those the globs matched among the parts backed up.
@@ -182,8 +203,8 @@ public struct BackupCreator: Sendable {
         }
         let data = Array(try JSONEncoder.backup.encode(metadata))
         let path = layout.tableMetadataFile(options.name, database: table.database, table: table.name)
-        try FileSystem.makeFolders((path as NSString).deletingLastPathComponent)
-        try FileSystem.writeDurably(data, to: path)
+        try FileSystem.makeFolders((path as NSString).deletingLastPathComponent, owner: owners["default"])
+        try FileSystem.writeDurably(data, to: path, owner: owners["default"])
         logger.debug("\(table.database).\(table.name): \(metadata.parts?.values.reduce(0) { $0 + $1.count } ?? 0) part(s)")
         return (metadata, data.count)
     }
@@ -191,7 +212,7 @@ public struct BackupCreator: Sendable {
     private func freezeAndMove(
         _ table: ClickHouseCatalog.Table, into metadata: inout TableMetadata, before: [ClickHouseCatalog.Part],
         catalog: ClickHouseCatalog, disks: [ClickHouseCatalog.Disk], layout: LocalBackupLayout, backup: String,
-        filter: PartitionFilter?
+        owners: [String: FileOwner], filter: PartitionFilter?
     ) async throws {
         let qualified = ClickHouseSQL.qualified(table.database, table.name)
         let freezeName = "inplace_" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
@@ -226,7 +247,8 @@ public struct BackupCreator: Sendable {
                 }
                 guard let target = layout.shadowFolder(backup, disk: disk.name, database: table.database, table: table.name)
                 else { continue }
-                try FileSystem.makeFolders(target)
+                // The frozen parts moved in are the server's already: FREEZE made them.
+                try FileSystem.makeFolders(target, owner: owners[disk.name])
                 for part in frozen {
                     let destination = target + "/" + part.name
                     guard rename(shadow + "/" + part.name, destination) == 0 else {

@@ -63,9 +63,13 @@ public actor Journal {
         self.path = path
         if !readOnly {
             let folder = (path as NSString).deletingLastPathComponent
+            // Its files are the owner's of the folder they are in (given when root makes them: the
+            // default journal is in <default disk>/backup/, where a later run as the ClickHouse
+            // user must open it); SQLite gives its -wal and -shm files the journal's owner itself.
+            let owner = FileOwner.nearest(folder.isEmpty ? "." : folder)
             if !folder.isEmpty && !FileManager.default.fileExists(atPath: folder) {
                 do {
-                    try FileSystem.makeFolders(folder, mode: 0o700)
+                    try FileSystem.makeFolders(folder, mode: 0o700, owner: owner)
                 } catch {
                     throw JournalError(.sqlite, "cannot create the journal's folder: \(error.message)")
                 }
@@ -74,10 +78,17 @@ public actor Journal {
             guard fd >= 0 else {
                 throw JournalError(.sqlite, "cannot create the journal \(path): \(String(cString: strerror(errno)))")
             }
-            close(fd)
+            defer { close(fd) }
             let lock = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
             guard lock >= 0 else {
                 throw JournalError(.sqlite, "cannot create \(path).lock: \(String(cString: strerror(errno)))")
+            }
+            do {
+                try owner?.give(descriptor: fd, path: path)
+                try owner?.give(descriptor: lock, path: path + ".lock")
+            } catch {
+                close(lock)
+                throw JournalError(.sqlite, error.message)
             }
             guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
                 close(lock)

@@ -13,6 +13,7 @@ extension RestoreRunner {
             $0.backup == backup && [.running, .interrupted, .partlyFailed].contains($0.state)
         }
         guard !runs.isEmpty else { return }
+        try await requireWriter(tables: [])
         let tables = try await ClickHouseCatalog(client: client).tables()
         for run in runs {
             let events = try await journal.events(run.id)

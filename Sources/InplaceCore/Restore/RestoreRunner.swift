@@ -64,6 +64,7 @@ public struct RestoreRunner: Sendable {
     /// Journals a new run for `planned` and executes it.
     public func start(_ planned: PlanBuilder.Result, options: RestoreOptions) async throws -> RestoreSummary {
         let tables = planned.plan.tables.filter { !$0.isNoOp || $0.refused != nil }
+        try await requireWriter(tables: Set(tables.filter { $0.refused == nil }.map { TableKey($0.database, $0.table) }))
         let events = try tables.map {
             NewEvent(kind: .planTable, database: $0.database, table: $0.table, detail: try TableRestore.encode($0))
         }
@@ -76,6 +77,7 @@ public struct RestoreRunner: Sendable {
     /// Carries on an unfinished run from its journal.
     public func resume(_ run: Int64, options: RestoreOptions) async throws -> RestoreSummary {
         logger.info("resuming run \(run) from \(journal.path)")
+        try await requireWriter(tables: Set(try await journal.events(run, kind: .planTable).map { TableKey($0.database, $0.table) }))
         try await journal.setRunState(run, .running)
         return try await execute(run, options: options)
     }
@@ -187,6 +189,17 @@ extension RestoreRunner {
         guard let next = try await journal.nextUnfinished(run, database: planEvent.database, table: planEvent.table)
         else { return }
         try await journal.transition(next.id, to: .failed, error: "\(error)")
+    }
+
+    /// Refuses, before anything changes, a process that cannot write as the owner of the disks'
+    /// folders (staging, quarantine, table locks) and of the data folders of `tables` that exist
+    /// (FileOwner): one stat per folder. A folder that does not exist is not refused.
+    func requireWriter(tables: Set<TableKey>) async throws {
+        try FileOwner.requireWriter(disks: disks)
+        guard !tables.isEmpty else { return }
+        for table in try await ClickHouseCatalog(client: client).tables() where tables.contains(TableKey(table.database, table.name)) {
+            for folder in table.dataPaths { try FileOwner.ifExists(folder)?.requireWriter() }
+        }
     }
 
     /// Whether a statement whose query_id starts with `prefix` runs on the server.

@@ -8,8 +8,10 @@ import Synchronization
 /// 1. The lock of table `db.t` is the file `<default disk>/backup/.inplace-locks/<name>.lock`,
 ///    where `<name>` is a readable prefix of both names (letters, digits and `_` only) and 32 hex
 ///    digits of SHA-256 of both names: any name maps to one safe file of its own. The folder is
-///    created 0700 and the files 0600, so (never wider, whatever the umask). Files are never
-///    removed (removing a lock file while another process waits on it would split the lock).
+///    created 0700 and the files 0600, so (never wider, whatever the umask), and given to the
+///    owner of the default disk's folder (FileOwner) when root makes them, so that a later run
+///    as the ClickHouse user opens them too. Files are never removed (removing a lock file while
+///    another process waits on it would split the lock).
 /// 2. `acquire` opens the file and tries `flock(LOCK_EX | LOCK_NB)`. The lock belongs to that
 ///    open file description: a second acquisition in the same process, through its own open,
 ///    is refused too. A process that dies releases its locks with its descriptors.
@@ -21,15 +23,19 @@ import Synchronization
 public struct TableLocks: Sendable {
     public let folder: String
     public let pollInterval: Duration
+    /// Who the folder and files get when this process (root) creates them; nil: whoever creates them.
+    public let owner: FileOwner?
 
-    public init(folder: String, pollInterval: Duration = .milliseconds(200)) {
+    public init(folder: String, pollInterval: Duration = .milliseconds(200), owner: FileOwner? = nil) {
         self.folder = folder.hasSuffix("/") && folder.count > 1 ? String(folder.dropLast()) : folder
         self.pollInterval = pollInterval
+        self.owner = owner
     }
 
-    /// The host's locks folder: `<default disk>/backup/.inplace-locks`.
+    /// The host's locks folder: `<default disk>/backup/.inplace-locks`, the default disk
+    /// folder's owner's.
     public init(layout: LocalBackupLayout, pollInterval: Duration = .milliseconds(200)) {
-        self.init(folder: layout.locksFolder, pollInterval: pollInterval)
+        self.init(folder: layout.locksFolder, pollInterval: pollInterval, owner: try? FileOwner.of(layout.defaultDiskPath))
     }
 
     /// The lock file's name for a table: `<db>.<table>-<32 hex>.lock`, each name cut to 40
@@ -62,12 +68,22 @@ public struct TableLocks: Sendable {
         try prepareFolder(database: database, table: table)
         let path = self.path(database: database, table: table)
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw ioError("cannot open the lock file \(path)", database, table) }
+        guard fd >= 0 else {
+            let owner = errno == EACCES ? FileOwner.nearest(path).map { " (owned by \($0.who))" } ?? "" : ""
+            throw ioError("cannot open the lock file \(path)\(owner)", database, table)
+        }
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
             close(fd)
             throw TableLockError(.io, database: database, table: table, holder: nil,
                                  "\(path) is not a regular file; remove it (it is the lock of \(ClickHouseSQL.qualified(database, table)))")
+        }
+        if let owner, owner.needsGiving, info.st_uid != owner.uid || info.st_gid != owner.gid {
+            guard fchown(fd, owner.uid, owner.gid) == 0 else {
+                let error = ioError("cannot give the lock file \(path) to \(owner.who)", database, table)
+                close(fd)
+                throw error
+            }
         }
         let deadline = ContinuousClock.now + wait
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
@@ -125,16 +141,23 @@ public struct TableLocks: Sendable {
 
     /// `<default disk>/backup/` as `inplace create` makes it (0750), then the locks folder, 0700.
     private func prepareFolder(database: String, table: String) throws(TableLockError) {
-        if FileSystem.isFolder(folder) { return }
+        if FileSystem.isFolder(folder) {
+            // Made by an earlier root run before it gave what it made (one lchown, as root only).
+            if let owner, owner.needsGiving { _ = lchown(folder, owner.uid, owner.gid) }
+            return
+        }
         let parent = (folder as NSString).deletingLastPathComponent
         do {
-            if !parent.isEmpty { try FileSystem.makeFolders(parent) }
+            if !parent.isEmpty { try FileSystem.makeFolders(parent, owner: owner) }
         } catch {
             throw TableLockError(.io, database: database, table: table, holder: nil,
                                  "cannot create the folder of the table locks: \(error.message)")
         }
         if mkdir(folder, 0o700) == 0 {
             guard chmod(folder, 0o700) == 0 else { throw ioError("cannot set the mode of \(folder)", database, table) }
+            if let owner, owner.needsGiving, lchown(folder, owner.uid, owner.gid) != 0 {
+                throw ioError("cannot give \(folder) to \(owner.who)", database, table)
+            }
         } else if errno != EEXIST || !FileSystem.isFolder(folder) {
             throw ioError("cannot create the table locks' folder \(folder)", database, table)
         }

@@ -60,11 +60,11 @@ extension TableRestore {
     }
 
     /// One download step; whether its part is (now) in detached/.
-    private func fetch(_ download: JournalEvent, detached: [String]) async throws -> Bool {
+    private func fetch(_ download: JournalEvent, detached: [TableFolder]) async throws -> Bool {
         if download.state == .done { return true }
         if download.state == .failed { return false }
-        let folder = try detachedFolder(detached, disk: download.disk)
-        let target = folder + (download.part ?? "")
+        let table = try tableFolder(detached, disk: download.disk)
+        let target = table.detached + (download.part ?? "")
         if download.state == .pending && download.attempts == 0 && FileSystem.exists(target) {
             if try await journal.earlierDownload(run, database: planEvent.database, table: planEvent.table,
                                                  part: download.part ?? "", other: download.id) {
@@ -82,7 +82,7 @@ extension TableRestore {
         return try await transfers.withSlot {
             try await perform(download, holdDone: true, check: {
                 try await settled(download, .init(kind: .downloadPart)) { .init(inDetached: FileSystem.isFolder(target)) }
-            }, action: { try await self.download(download, into: folder) })
+            }, action: { try await self.download(download, into: table) })
         }
     }
 
@@ -266,27 +266,33 @@ extension TableRestore {
         }
     }
 
-    private func download(_ event: JournalEvent, into detached: String) async throws -> ActionResult {
+    private func download(_ event: JournalEvent, into table: TableFolder) async throws -> ActionResult {
         let part = event.part ?? ""
         _ = try PartName.validated(part, context: "download-part")
         guard let disk = runner.disks.first(where: { $0.name == event.disk }) else {
             throw BackupError(.unsupportedDisk, "disk '\(event.disk ?? "")' is not on this server")
         }
-        // Staging on the table's disk (so the final rename stays on one file system), owner-only.
+        // Staging on the table's disk (so the final rename stays on one file system), owner-only,
+        // the table folder's owner's as everything the download writes.
         let staging = disk.path + "backup/.inplace-staging/" + runner.stagingPrefix(run) + "event-\(event.id)"
         try? FileManager.default.removeItem(atPath: staging)
-        try FileSystem.makeFolders(staging, mode: 0o700)
+        try FileSystem.makeFolders(staging, mode: 0o700, owner: table.owner)
         defer { try? FileManager.default.removeItem(atPath: staging) }
         let fetched = try await runner.source.fetchPart(database: event.database, table: event.table,
                                                         disk: event.disk ?? "default", part: part, into: staging)
-        let destination = detached + part
+        let destination = table.detached + part
         guard !FileSystem.exists(destination) else {
             throw BackupError(.io, "\(destination) already exists and is not this restore's; attach or remove it, then replay")
+        }
+        // Whoever wrote them (extracted, copied, hard-linked), the part's files are the server's
+        // before the part appears in detached/.
+        if table.owner.needsGiving {
+            try await BlockingThreadPool.shared.run { () throws -> Void in try table.owner.giveTree(fetched.folder) }
         }
         guard rename(fetched.folder, destination) == 0 else {
             throw FileSystem.ioError("cannot move \(fetched.folder) to \(destination)")
         }
-        FileSystem.syncFolder(detached)
+        FileSystem.syncFolder(table.detached)
         TestCrash.afterEffect("download of \(part) renamed into detached/")
         return ActionResult(detail: fetched.linked ? "hard-linked" : "\(fetched.bytes) bytes", path: destination)
     }
@@ -299,7 +305,7 @@ extension TableRestore {
         let root = disk.path + "backup/.inplace-quarantine/"
         let target = root + runner.stagingPrefix(run) + "event-\(event.id)-" + ((path as NSString).lastPathComponent)
         do {
-            try FileSystem.makeFolders(root, mode: 0o700)
+            try FileSystem.makeFolders(root, mode: 0o700, owner: try FileOwner.of(disk.path))
             try? FileManager.default.removeItem(atPath: target)
             guard rename(path, target) == 0 else { throw FileSystem.ioError("cannot move \(path) to \(target)") }
             return "the part was moved to \(target) for inspection"
@@ -308,21 +314,37 @@ extension TableRestore {
         }
     }
 
-    func detachedFolders() async throws -> [String] {
+    /// The table's data folders, each with its owner (one stat per folder).
+    func detachedFolders() async throws -> [TableFolder] {
         let tables = try await ClickHouseCatalog(client: client).tables()
-        return tables.first { $0.database == planEvent.database && $0.name == planEvent.table }?.dataPaths ?? []
+        let paths = tables.first { $0.database == planEvent.database && $0.name == planEvent.table }?.dataPaths ?? []
+        return try paths.map { path throws(BackupError) in
+            TableFolder(path: path.hasSuffix("/") ? path : path + "/", owner: try FileOwner.of(path))
+        }
     }
 
-    func detachedFolder(_ dataPaths: [String], disk: String?) throws -> String {
+    /// The table's folder on `disk`, its `detached/` made (the owner's) when missing.
+    func tableFolder(_ folders: [TableFolder], disk: String?) throws -> TableFolder {
         // A data path belongs to the disk with the longest matching path: another disk may be
         // mounted inside the default disk's folder.
         guard let disk = runner.disks.first(where: { $0.name == (disk ?? "default") }),
-              let path = dataPaths.first(where: { runner.disk(holding: $0)?.name == disk.name })
+              let folder = folders.first(where: { runner.disk(holding: $0.path)?.name == disk.name })
         else {
             throw BackupError(.unsupportedDisk, "\(planEvent.database).\(planEvent.table) has no data folder on disk '\(disk ?? "default")'")
         }
-        let folder = (path.hasSuffix("/") ? path : path + "/") + "detached/"
-        try FileSystem.makeFolders(folder)
+        try FileSystem.makeFolders(folder.detached, owner: folder.owner)
         return folder
     }
+
+    func detachedFolder(_ folders: [TableFolder], disk: String?) throws -> String {
+        try tableFolder(folders, disk: disk).detached
+    }
+}
+
+/// A table's data folder on one disk (ending in `/`) and its owner: what the restore writes
+/// there is the owner's (FileOwner).
+struct TableFolder: Sendable {
+    let path: String
+    let owner: FileOwner
+    var detached: String { path + "detached/" }
 }

@@ -4,12 +4,21 @@ import Foundation
 /// owner-only permissions, sizes, hard links with a copy fallback.
 public enum FileSystem {
     /// Writes `data` durably: a temporary file beside `path`, fsync, rename over `path`, fsync
-    /// the folder. A crash leaves either the old file or the new one, never half of one.
-    public static func writeDurably(_ data: [UInt8], to path: String, mode: mode_t = 0o640) throws(BackupError) {
+    /// the folder. A crash leaves either the old file or the new one, never half of one. With
+    /// `owner`, the file is given to it before it takes its name.
+    public static func writeDurably(_ data: [UInt8], to path: String, mode: mode_t = 0o640,
+                                    owner: FileOwner? = nil) throws(BackupError) {
         let folder = (path as NSString).deletingLastPathComponent
         let temporary = folder + "/." + (path as NSString).lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw ioError("cannot create \(temporary)") }
+        do {
+            try owner?.give(descriptor: fd, path: temporary)
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
         var ok = data.withUnsafeBytes { writeAll(fd, $0) }
         ok = ok && fsync(fd) == 0
         close(fd)
@@ -45,12 +54,14 @@ public enum FileSystem {
     /// Creates `path` and missing parents with `mode` (0750 by default). Each folder is created
     /// with `mode` itself (then set exactly, whatever the umask): FileManager creates it 0777 less
     /// the umask and narrows it afterwards, so an owner-only folder was briefly open to all.
-    public static func makeFolders(_ path: String, mode: mode_t = 0o750) throws(BackupError) {
+    /// With `owner`, each folder created is given to it.
+    public static func makeFolders(_ path: String, mode: mode_t = 0o750, owner: FileOwner? = nil) throws(BackupError) {
         var prefix = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
             prefix += "/" + component
             if mkdir(prefix, mode) == 0 {
                 guard chmod(prefix, mode) == 0 else { throw ioError("cannot set the mode of \(prefix)") }
+                try owner?.give(prefix)
             } else if errno != EEXIST || !isFolder(prefix) {
                 throw ioError("cannot create folder \(prefix)")
             }
