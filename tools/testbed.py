@@ -469,7 +469,9 @@ class ClickHouse(Service):
         if account is None:
             return self.spawn(args, env)
         give_tree(CH_DATA, account)
-        for path in (python, os.path.realpath(python), SERVER_SCRIPT, CH_DATA):
+        # The engine reads its config (macros) as its own user; the file stays private to it.
+        os.chown(CH_CONFIG_FILE, account.pw_uid, account.pw_gid)
+        for path in (python, os.path.realpath(python), SERVER_SCRIPT, CH_DATA, CH_CONFIG_FILE):
             make_searchable(path, account)
         env["HOME"] = CH_DATA
         env["USER"] = env["LOGNAME"] = account.pw_name

@@ -39,8 +39,14 @@ struct JournalCommand: AsyncParsableCommand {
         var event: Int64?
         @Flag(help: "Print JSON on standard output.")
         var json = false
+        @Flag(name: [.short, .customLong("follow")], help: "Redraw the run's per-table progress every second until it ends (on a terminal in place, otherwise one line per change).")
+        var follow = false
         @Argument(help: "The run (default: the newest).")
         var runID: Int64?
+
+        func validate() throws {
+            if follow && (json || event != nil) { throw ValidationError("--follow draws the run's progress; it takes neither --json nor --event") }
+        }
 
         struct Report: Encodable {
             struct Table: Encodable {
@@ -78,6 +84,11 @@ struct JournalCommand: AsyncParsableCommand {
                 let runs = try await journal.runs()
                 guard let run = runID.flatMap({ id in runs.first { $0.id == id } }) ?? (runID == nil ? runs.last : nil) else {
                     throw JournalError(.notFound, runID.map { "the journal has no run \($0)" } ?? "the journal has no run yet")
+                }
+                if follow {
+                    let state = try await JournalFollower(journal: journal, run: run.id, interval: .seconds(1)).follow()
+                    if state != .done { throw ExitCode(Exit.restoreIncomplete) }
+                    return
                 }
                 let pattern = TablePattern(table)
                 // Counted and listed by queries: a run of a million steps is never read whole.
