@@ -22,19 +22,22 @@ struct JournalFollower {
             let summary = Self.summary(progress) + (orphaned ? "; no process is running it (it stopped without finishing: inplace resume \(run))" : "")
             if terminal {
                 let lines = [summary] + Self.tableLines(progress)
-                print("\u{1B}[H\u{1B}[2J" + lines.joined(separator: "\n"), terminator: "\n")
-                fflush(stdout)
+                Self.emit("\u{1B}[H\u{1B}[2J" + lines.joined(separator: "\n"))
             } else if summary != lastLine {
-                print(summary)
-                fflush(stdout)
+                Self.emit(summary)
             }
             lastLine = summary
             if ended || orphaned {
-                if !terminal { Self.tableLines(progress).forEach { print($0) } }
+                if !terminal { Self.tableLines(progress).forEach(Self.emit) }
                 return progress.run.state
             }
             try await Task.sleep(for: interval)
         }
+    }
+
+    /// A line on standard output, written at once (unbuffered: another program reads it live).
+    static func emit(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 
     static func summary(_ p: RunProgress) -> String {
