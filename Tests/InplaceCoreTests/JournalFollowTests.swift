@@ -11,12 +11,43 @@ struct JournalFollowTests {
         ["/usr/bin/tmux", "/bin/tmux"].first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
+    /// A tmux command on this test's own server (`-L socket`, no config file), run on a thread of
+    /// its own. `quiet`: output to /dev/null instead of pipes, for the commands that start or stop the
+    /// server: the server the client forks keeps its stdout and stderr, so a pipe would never reach EOF.
     @discardableResult
-    static func tmux(_ arguments: [String]) throws -> CLI.Result {
+    static func tmux(_ socket: String, _ arguments: [String], quiet: Bool = false) async throws -> CLI.Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tmux ?? "tmux")
-        process.arguments = arguments
-        return try CLI.runToEnd(process)
+        process.arguments = ["-L", socket, "-f", "/dev/null"] + arguments
+        guard quiet else { return try await CLI.run(process) }
+        // Spawned and reaped here, not by Foundation's Process: the tmux client that forks the
+        // server was seen left a zombie that Process never reported as ended.
+        // Through a small exec wrapper that closes every other descriptor first: the server
+        // lives on, and a pipe of another test's process that it inherited would never reach
+        // EOF (a whole test run was seen hung so).
+        let argv = ["python3", "-c", "import os, sys; os.closerange(3, os.sysconf('SC_OPEN_MAX')); os.execv(sys.argv[1], sys.argv[1:])",
+                    tmux ?? "/usr/bin/tmux", "-L", socket, "-f", "/dev/null"] + arguments
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                var actions = posix_spawn_file_actions_t()
+                posix_spawn_file_actions_init(&actions)
+                defer { posix_spawn_file_actions_destroy(&actions) }
+                for fd in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] {
+                    posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY, 0)
+                }
+                var cArguments = argv.map { strdup($0) } + [nil]
+                defer { cArguments.forEach { free($0) } }
+                var pid: pid_t = 0
+                let spawned = posix_spawnp(&pid, argv[0], &actions, nil, &cArguments, environ)
+                guard spawned == 0 else {
+                    continuation.resume(throwing: TestBed.Missing(description: "cannot start tmux: \(String(cString: strerror(spawned)))"))
+                    return
+                }
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                continuation.resume(returning: CLI.Result(status: (status >> 8) & 0xFF, stdout: "", stderr: ""))
+            }.start()
+        }
     }
 
     @Test("the screen shows the counts moving, then the final state, and the command ends with the run")
@@ -40,16 +71,22 @@ struct JournalFollowTests {
         let run = try await journal.createRun(backup: "nightly", source: "local", options: "{}", events: events)
         let ids = try await journal.events(run).map(\.id)
 
-        let session = "inplace-follow-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try Self.tmux(["new-session", "-d", "-s", session, "-x", "160", "-y", "30",
-                       "\(CLI.binary) journal show --follow --journal \(path) \(run); echo EXIT=$?; sleep 60"])
-        defer { _ = try? Self.tmux(["kill-session", "-t", session]) }
-        func screen() throws -> String { try Self.tmux(["capture-pane", "-p", "-t", session]).stdout }
+        let session = "follow"
+        let socket = "inplace-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let started = try await Self.tmux(socket, ["new-session", "-d", "-s", session, "-x", "160", "-y", "30",
+                                                   "\(CLI.binary) journal show --follow --journal \(path) \(run); echo EXIT=$?; sleep 20"],
+                                          quiet: true)
+        #expect(started.status == 0)
+        defer {
+            let socket = socket
+            Task { _ = try? await Self.tmux(socket, ["kill-server"], quiet: true) }
+        }
+        func screen() async throws -> String { try await Self.tmux(socket, ["capture-pane", "-p", "-t", session]).stdout }
         func waitFor(_ text: String) async throws -> String {
             let deadline = ContinuousClock.now + .seconds(20)
             var last = ""
             while ContinuousClock.now < deadline {
-                last = try screen()
+                last = try await screen()
                 if last.contains(text) { return last }
                 try await Task.sleep(for: .milliseconds(200))
             }
