@@ -274,8 +274,8 @@ public actor Journal {
     }
 
     /// A read: held transitions are committed first, so that it sees them, and it is timed as
-    /// journal work.
-    private func read<T>(_ body: () throws -> T) throws -> T {
+    /// journal work. Internal for the extensions in Journal+*.swift.
+    func read<T>(_ body: () throws -> T) throws -> T {
         try flush()
         let meter = Meter()
         defer { record(meter) }
