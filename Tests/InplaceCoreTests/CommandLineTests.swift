@@ -34,7 +34,12 @@ struct CLI {
     /// process must not hold one of the few threads of Swift's cooperative pool (on 2 cores,
     /// parallel tests doing so stalled every other test for seconds).
     static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Result {
-        nonisolated(unsafe) let process = process(arguments, environment: environment)
+        try await run(process(arguments, environment: environment))
+    }
+
+    /// Runs `process` (any program) to its end on a thread of its own.
+    static func run(_ process: Process) async throws -> Result {
+        nonisolated(unsafe) let process = process
         return try await withCheckedThrowingContinuation { continuation in
             Thread { continuation.resume(with: Swift.Result { try runToEnd(process) }) }.start()
         }
