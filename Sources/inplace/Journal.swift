@@ -5,7 +5,7 @@ import InplaceCore
 struct JournalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "journal", abstract: "Inspect restore journals and replay failed steps.",
-        subcommands: [ListRuns.self, Show.self, Replay.self])
+        subcommands: [ListRuns.self, Show.self, Report.self, Replay.self])
 
     struct ListRuns: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "List the runs in the journal.")
@@ -81,10 +81,7 @@ struct JournalCommand: AsyncParsableCommand {
                     }
                     return
                 }
-                let runs = try await journal.runs()
-                guard let run = runID.flatMap({ id in runs.first { $0.id == id } }) ?? (runID == nil ? runs.last : nil) else {
-                    throw JournalError(.notFound, runID.map { "the journal has no run \($0)" } ?? "the journal has no run yet")
-                }
+                let run = try await chosenRun(journal, runID)
                 if follow {
                     let state = try await JournalFollower(journal: journal, run: run.id, interval: .seconds(1)).follow()
                     if state != .done { throw ExitCode(Exit.restoreIncomplete) }
@@ -108,6 +105,36 @@ struct JournalCommand: AsyncParsableCommand {
                 for event in listed {
                     print("  [\(event.id)] \(event.kind.rawValue) \(event.database).\(event.table) \(event.part ?? ""): \(event.state.rawValue)\(event.lastError.map { ": \($0)" } ?? "")")
                 }
+            }
+        }
+    }
+
+    struct Report: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a run's report: one self-contained HTML file (header, timeline, what in place saved), or JSON.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var journalOptions: JournalOptions
+        @Option(help: ArgumentHelp("Write the HTML report to this file (replaced if it exists).", valueName: "FILE"))
+        var html: String?
+        @Flag(help: "Print the report's figures as JSON on standard output.")
+        var json = false
+        @Argument(help: "The run (default: the newest).")
+        var runID: Int64?
+
+        func validate() throws {
+            if html == nil && !json { throw ValidationError("give --html FILE, --json, or both") }
+            if html?.isEmpty == true { throw ValidationError("--html needs a file name") }
+        }
+
+        func run() async throws {
+            try await runMapped {
+                let journal = try await openForReading(global, journalOptions)
+                let report = try await RunReport.load(journal, run: try await chosenRun(journal, runID))
+                if let html {
+                    let size = try await report.writeHTML(journal, to: html)
+                    FileHandle.standardError.write(Data("inplace: wrote the report of run \(report.run.id) to \(html) (\(size) bytes)\n".utf8))
+                }
+                if json { try printJSON(report) }
             }
         }
     }
@@ -166,7 +193,16 @@ struct JournalCommand: AsyncParsableCommand {
 
 extension EventState: ExpressibleByArgument {}
 
-/// `journal list` and `show` read while a restore may be writing: no lock, read-only.
+/// The run `runID` names, or the newest.
+func chosenRun(_ journal: Journal, _ runID: Int64?) async throws -> JournalRun {
+    let runs = try await journal.runs()
+    guard let run = runID.flatMap({ id in runs.first { $0.id == id } }) ?? (runID == nil ? runs.last : nil) else {
+        throw JournalError(.notFound, runID.map { "the journal has no run \($0)" } ?? "the journal has no run yet")
+    }
+    return run
+}
+
+/// `journal list`, `show` and `report` read while a restore may be writing: no lock, read-only.
 func openForReading(_ global: GlobalOptions, _ options: JournalOptions) async throws -> Journal {
     if let path = options.journal { return try Journal(path: path, readOnly: true) }
     let config = try global.load()

@@ -141,6 +141,15 @@ enum BackupEdit {
         try await store.s3.put(key, bytes: bytes(object))
     }
 
+    /// Removes what run 1 of `journal` moved to the quarantine folder (parts that failed their check).
+    static func removeQuarantined(_ layout: LocalBackupLayout, journal: String) {
+        let quarantine = layout.defaultDiskPath + "backup/.inplace-quarantine/"
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: quarantine)) ?? []
+        where entry.hasPrefix(RestoreRunner.stagingPrefix(journal: journal, run: 1)) {
+            try? FileManager.default.removeItem(atPath: quarantine + entry)
+        }
+    }
+
     /// Flips one byte in the middle of a file, writing a new file so that hard links to the old
     /// one (the live part's, for a local backup) keep their bytes.
     static func flipByte(_ path: String) throws {

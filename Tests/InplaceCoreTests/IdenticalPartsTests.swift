@@ -60,11 +60,7 @@ struct IdenticalPartsTests {
         let verify = try await CLI.run(["verify", "--config", config, name])
         #expect(verify.status == 0, "\(verify.all)")
 
-        let quarantine = layout.defaultDiskPath + "backup/.inplace-quarantine/"
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: quarantine)) ?? []
-        where entry.hasPrefix(RestoreRunner.stagingPrefix(journal: journal, run: 1)) {
-            try? FileManager.default.removeItem(atPath: quarantine + entry)
-        }
+        BackupEdit.removeQuarantined(layout, journal: journal)
         try? FileManager.default.removeItem(atPath: layout.folder(name))
         _ = try? await ch.execute("DROP DATABASE \(q(db)) SYNC")
     }

@@ -67,7 +67,7 @@ struct PlannerTests {
     func sameContentDifferentName() throws {
         let plan = try only(Planner.plan(backup: [backup([bpart("all_1_1_0", "h1"), bpart("all_2_2_0", "h2")])],
                                          live: live([lpart("all_2_2_0", "h1"), lpart("all_7_7_0", "h2")])))
-        #expect(plan.keep == [.init(backup: "all_1_1_0", live: "all_2_2_0"), .init(backup: "all_2_2_0", live: "all_7_7_0")])
+        #expect(plan.keep == [.init(backup: "all_1_1_0", live: "all_2_2_0", bytes: 100), .init(backup: "all_2_2_0", live: "all_7_7_0", bytes: 100)])
         #expect(plan.drop.isEmpty && plan.download.isEmpty && plan.resequence.isEmpty)
         #expect(plan.isNoOp)
     }
@@ -77,7 +77,7 @@ struct PlannerTests {
         // Backup order h1, h2; live holds h2 before h1 (h1 was attached again by someone).
         let plan = try only(Planner.plan(backup: [backup([bpart("all_1_1_0", "h1"), bpart("all_2_2_0", "h2")])],
                                          live: live([lpart("all_7_7_0", "h1"), lpart("all_2_2_0", "h2")])))
-        #expect(plan.keep == [.init(backup: "all_1_1_0", live: "all_7_7_0")])
+        #expect(plan.keep == [.init(backup: "all_1_1_0", live: "all_7_7_0", bytes: 100)])
         #expect(plan.resequence.map(\.live) == ["all_2_2_0"] && plan.resequence.map(\.backup) == ["all_2_2_0"])
         #expect(plan.download.isEmpty && plan.drop.isEmpty && !plan.isNoOp)
     }
@@ -172,7 +172,7 @@ struct PlannerTests {
         let second = try only(Planner.plan(backup: [backup([bpart("all_1_1_0", "h1"), bpart("all_3_3_0", "h3")])],
                                            live: live([lpart("all_1_1_0", "h1"), lpart("all_9_9_0", "h3")])))
         #expect(second.isNoOp)
-        #expect(second.keep.contains(.init(backup: "all_3_3_0", live: "all_9_9_0")))
+        #expect(second.keep.contains(.init(backup: "all_3_3_0", live: "all_9_9_0", bytes: 100)))
     }
 
     @Test("an empty backup table drops every live part")
@@ -197,7 +197,7 @@ struct PlannerTests {
         let plan = try only(Planner.plan(
             backup: [backup([bpart("all_1_1_0", "H")])],
             live: live([lpart("all_1_1_0", "H"), lpart("all_2_2_0", "H"), lpart("all_3_3_0", "H")])))
-        #expect(plan.keep == [.init(backup: "all_1_1_0", live: "all_1_1_0")])
+        #expect(plan.keep == [.init(backup: "all_1_1_0", live: "all_1_1_0", bytes: 100)])
         #expect(plan.drop.map(\.name) == ["all_2_2_0", "all_3_3_0"])
         #expect(plan.download.isEmpty)
     }
@@ -216,7 +216,7 @@ struct PlannerTests {
             backup: [backup([bpart("all_1_1_0", nil, crc: 11), bpart("all_2_2_0", nil, crc: 22)])],
             live: live([lpart("all_4_4_0", "h-ignored", crc: 11), lpart("all_2_2_0", "h-ignored", crc: 99)])))
         #expect(plan.identity == "checksums")
-        #expect(plan.keep == [.init(backup: "all_1_1_0", live: "all_4_4_0")])
+        #expect(plan.keep == [.init(backup: "all_1_1_0", live: "all_4_4_0", bytes: 100)])
         #expect(plan.drop.map(\.name) == ["all_2_2_0"])
         #expect(plan.download.map(\.name) == ["all_2_2_0"])
         #expect(plan.download.first?.identity == "crc64:22")

@@ -10,6 +10,7 @@
 //   inplace-bench archive PART FOLDER OUTPUT COMPRESSION
 //   inplace-bench pipeline EVENTS PATH stream|all
 //   inplace-bench journal-replay RESTORED_JOURNAL PATH
+//   inplace-bench report-journal STEPS TABLES PATH HTML
 import Foundation
 import InplaceCore
 
@@ -105,6 +106,86 @@ func benchPlan(tables: Int, partsPerTable: Int) {
     }
     report(["benchmark": "plan", "tables": tables, "parts": tables * partsPerTable, "seconds": seconds,
             "max_rss_bytes": maxRSS(), "rss_before_planning_bytes": rssBefore, "kept": keeps, "downloaded": downloads])
+}
+
+/// A finished run of `steps` steps over `tables` tables journaled at PATH through the real
+/// journal API, as a restore journals them: per table a plan-table (its plan keeping ten parts for
+/// each one it downloads), download/attach pairs, a few drops and a verify-table, the tables'
+/// steps interleaved (as tables run side by side); one attach failed with an error holding HTML's
+/// special characters, a few steps interrupted. Then the report is written to HTML once, in
+/// process, and timed.
+func benchReportJournal(steps: Int, tables: Int, path: String, html: String) async throws {
+    for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    let perTable = steps / tables
+    let pairs = (perTable - 2) * 9 / 20  // 90 % of the part steps are download/attach pairs, the rest drops
+    let drops = perTable - 2 - 2 * pairs
+    func part(_ table: Int, _ index: Int) -> String { "2024\(index % 12 + 1 < 10 ? "0" : "")\(index % 12 + 1)_\(index)_\(index)_0" }
+    func plan(_ table: Int) -> String {
+        let partBytes = 1 << 20
+        let object: [String: Any] = [
+            "database": "bench", "table": "t\(table)", "create": false, "createDatabase": false, "recreate": false,
+            "identity": "hash_of_all_files", "refused": NSNull(), "resequence": [], "killMutations": [],
+            "keep": (0..<(10 * pairs)).map { ["backup": "k_\($0)", "live": "k_\($0)", "bytes": partBytes] },
+            "download": (0..<pairs).map { ["name": part(table, $0), "partition": "x", "disk": "default", "bytes": partBytes] },
+            "drop": (0..<drops).map { ["name": "d_\($0)", "partition": "x", "disk": "default", "bytes": partBytes] },
+        ]
+        return String(decoding: try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+    }
+    let journal = try Journal(path: path)
+    let buildStarted = ContinuousClock.now
+    let run = try await journal.createRun(backup: "bench-report", source: "local", options: "{}", events: (0..<tables).map {
+        NewEvent(kind: .planTable, database: "bench", table: "t\($0)", detail: plan($0))
+    })
+    let planIDs = try await journal.events(run, kind: .planTable).map(\.id)
+    var queues: [[(id: Int64, step: NewEvent)]] = []
+    for table in 0..<tables {
+        var emitted: [NewEvent] = []
+        for index in 0..<pairs {
+            emitted.append(NewEvent(kind: .downloadPart, database: "bench", table: "t\(table)", part: part(table, index),
+                                    disk: "default", bytes: 1 << 20, sequence: 2 * index + 1))
+            emitted.append(NewEvent(kind: .attachPart, database: "bench", table: "t\(table)", part: part(table, index),
+                                    disk: "default", bytes: 1 << 20, sequence: 2 * index + 2))
+        }
+        for index in 0..<drops {
+            emitted.append(NewEvent(kind: .dropPart, database: "bench", table: "t\(table)", part: "d_\(index)",
+                                    bytes: 1 << 20, sequence: 2 * pairs + 1 + index))
+        }
+        emitted.append(NewEvent(kind: .verifyTable, database: "bench", table: "t\(table)", sequence: perTable))
+        try await journal.transition(planIDs[table], to: .started)
+        let ids = try await journal.completePlanTable(planIDs[table], run: run, emitting: emitted,
+                                                      detail: "\(emitted.count) event(s)")
+        queues.append(Array(zip(ids, emitted).map { (id: $0, step: $1) }))
+    }
+    var next = Array(repeating: 0, count: tables)
+    var remaining = queues.reduce(0) { $0 + $1.count }
+    while remaining > 0 {
+        for table in 0..<tables where next[table] < queues[table].count {
+            let (id, step) = queues[table][next[table]]
+            next[table] += 1
+            remaining -= 1
+            try await journal.transition(id, to: .started, countAttempt: true)
+            if table == 0 && step.kind == .attachPart && next[table] == 4 {
+                try await journal.transition(id, to: .failed, error: "CHECK TABLE failed for <part> \"\(step.part ?? "")\" & its checksums")
+            } else if step.kind == .dropPart && next[table] % 997 == 0 {
+                try await journal.transition(id, to: .interrupted, detail: "stopped (SIGTERM)")
+            } else {
+                try await journal.transition(id, to: .done)
+            }
+        }
+    }
+    try await journal.setRunState(run, .partlyFailed)
+    let built = ContinuousClock.now - buildStarted
+    let reader = try Journal(path: path, readOnly: true)
+    guard let finished = try await reader.run(run) else { fail("run \(run) is not in \(path)") }
+    var size = 0
+    var figures: RunReport?
+    let loading = try await timed { figures = try await RunReport.load(reader, run: finished) }
+    let writing = try await timed { size = try await figures!.writeHTML(reader, to: html) }
+    let seconds = loading + writing
+    let events = try await reader.counts(run).events
+    report(["benchmark": "report-journal", "steps": events, "tables": tables,
+            "build_seconds": Double(built.components.seconds) + Double(built.components.attoseconds) / 1e18,
+            "report_seconds": seconds, "figures_seconds": loading, "html_seconds": writing, "html_bytes": size, "max_rss_bytes": maxRSS()])
 }
 
 let arguments = CommandLine.arguments.dropFirst()
@@ -298,6 +379,12 @@ do {
         report(["benchmark": "pipeline", "mode": rest[2], "events": count, "bytes": bytes,
                 "seconds": Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
                 "peak_rss_after_write": written, "peak_rss_after_read": maxRSS()])
+    case "report-journal":
+        let rest = Array(arguments.dropFirst())
+        guard rest.count == 4, let steps = Int(rest[0]), let tables = Int(rest[1]), tables > 0, steps / tables >= 4 else {
+            fail("usage: report-journal STEPS TABLES PATH HTML (at least 4 steps per table)")
+        }
+        try await benchReportJournal(steps: steps, tables: tables, path: rest[2], html: rest[3])
     case "s3-delete":
         let rest = Array(arguments.dropFirst())
         guard rest.count == 1 else { fail("usage: s3-delete KEY") }

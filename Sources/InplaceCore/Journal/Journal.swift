@@ -285,7 +285,7 @@ public actor Journal {
     }
 
     /// A read: held transitions are committed first, so that it sees them, and it is timed as
-    /// journal work.
+    /// journal work. Internal for the extensions in Journal+*.swift.
     func read<T>(_ body: () throws -> T) throws -> T {
         try flush()
         let meter = Meter()

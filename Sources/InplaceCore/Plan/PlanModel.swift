@@ -162,6 +162,9 @@ public struct TablePlan: Sendable, Codable, Equatable {
         /// The backup's name for the part, and the live part that holds the same content.
         public var backup: String
         public var live: String
+        /// The backup part's size (what a full restore would fetch for it); nil in plans
+        /// journaled before it was recorded.
+        public var bytes: Int64?
     }
 
     public struct PartAction: Sendable, Codable, Equatable {

@@ -57,7 +57,7 @@ public enum PlanReport {
         let tables = plan.tables.map {
             JSON.Table(database: $0.database, table: $0.table, create: $0.create, create_database: $0.createDatabase,
                        recreate: $0.recreate, keep: $0.keep,
-                       resequence: $0.resequence.map { TablePlan.Kept(backup: $0.backup, live: $0.live) }, drop: $0.drop.map(\.name), download: $0.download.map(\.name),
+                       resequence: $0.resequence.map { TablePlan.Kept(backup: $0.backup, live: $0.live, bytes: $0.bytes) }, drop: $0.drop.map(\.name), download: $0.download.map(\.name),
                        drop_bytes: $0.dropBytes, download_bytes: $0.downloadBytes, refused: $0.refused,
                        identity: $0.identity, drift: $0.drift, kill_mutations: $0.killMutations,
                        partitions: $0.partitions, partitions_dropped: $0.partitionsDropped)

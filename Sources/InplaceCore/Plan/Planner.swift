@@ -203,7 +203,7 @@ public enum Planner {
         for (name, part) in backupParts {
             let content = identity(part, crc: useCRC)
             if let index = live.pop(Identity(partition: name.partitionID, content: content ?? "unknown backup \(part.name)")) {
-                plan.keep.append(.init(backup: part.name, live: liveParts[index].name))
+                plan.keep.append(.init(backup: part.name, live: liveParts[index].name, bytes: part.bytes))
             } else {
                 plan.download.append(action(part, partition: name.partitionID, identity: content))
             }
