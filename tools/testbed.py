@@ -590,13 +590,14 @@ SERVICES = [CLICKHOUSE, SEAWEED]
 
 # --- S3 (SigV4 with the standard library) -------------------------------------------------------
 
-def s3_request(method, path, ports, creds, body=b"", query=None, timeout=5.0):
-    """One SigV4-signed request to the test bed's S3; returns (status, body)."""
+def s3_signed(method, path, ports, creds, body=b"", query=None, payload_hash=None):
+    """SigV4 for one request to the test bed's S3: returns (url, headers), content-length included.
+    payload_hash: the body's SHA-256 (hex) when the caller has it already, or "UNSIGNED-PAYLOAD"."""
     host = f"{HOST}:{ports['s3']}"
     now = datetime.datetime.now(datetime.timezone.utc)
     amz_date = now.strftime("%Y%m%dT%H%M%SZ")
     day = now.strftime("%Y%m%d")
-    payload_hash = hashlib.sha256(body).hexdigest()
+    payload_hash = payload_hash or hashlib.sha256(body).hexdigest()
     canonical_uri = urllib.parse.quote(path, safe="/-_.~")
     canonical_query = "&".join(
         f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
@@ -614,7 +615,12 @@ def s3_request(method, path, ports, creds, body=b"", query=None, timeout=5.0):
     headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={creds['s3_access_key']}/{scope}, "
                                 f"SignedHeaders={signed_headers}, Signature={signature}")
     headers["content-length"] = str(len(body))
-    url = canonical_uri + (f"?{canonical_query}" if canonical_query else "")
+    return canonical_uri + (f"?{canonical_query}" if canonical_query else ""), headers
+
+
+def s3_request(method, path, ports, creds, body=b"", query=None, timeout=5.0):
+    """One SigV4-signed request to the test bed's S3 on a connection of its own; returns (status, body)."""
+    url, headers = s3_signed(method, path, ports, creds, body, query)
     conn = http.client.HTTPConnection(HOST, ports["s3"], timeout=timeout)
     try:
         conn.request(method, url, body=body if body else None, headers=headers)

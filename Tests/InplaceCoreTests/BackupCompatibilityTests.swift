@@ -48,6 +48,18 @@ struct BackupCompatibilityTests {
             """.utf8)
     }
 
+    @Test("per-part archives are found by encoded part name, on their own disk only, the first one winning")
+    func perPartArchiveIndex() {
+        let archives = ["default_all_1_1_0.tar", "default_202401%2D02_3_3_0.tar.zstd", "default_all_1_1_0.tar.gz",
+                        "hot_all_1_1_0.tar", "default_7.tar", "default_noextension"]
+        let index = RemoteBackupSource.perPartArchives(archives, disk: "default")
+        #expect(index[Substring(BackupNames.encode("all_1_1_0"))] == "default_all_1_1_0.tar")
+        #expect(index[Substring(BackupNames.encode("202401-02_3_3_0"))] == "default_202401%2D02_3_3_0.tar.zstd")
+        #expect(index["7"] == "default_7.tar")
+        #expect(index.count == 3)
+        #expect(RemoteBackupSource.perPartArchives(archives, disk: "hot") == ["all_1_1_0": "hot_all_1_1_0.tar"])
+    }
+
     @Test("a clickhouse-backup remote backup (no current_parts, checksums only, several parts per archive, leading /) reads right")
     func handMadeBackup() async throws {
         let (sample, parts) = try await realParts()

@@ -145,12 +145,13 @@ public struct RemoteBackupSource: BackupSource {
         for (disk, parts) in table.parts ?? [:] {
             let archives = table.files?[disk] ?? []
             let allArchivesThere = !archives.isEmpty && archives.allSatisfy { present.contains($0) }
+            let perPart = Self.perPartArchives(archives, disk: disk)
             for part in parts {
                 if part.isRequired {
                     required.append(part.name)
                 } else if backup.data_format == "directory" {
                     if !present.contains(disk + "/" + part.name + "/") { missing.insert(part.name) }
-                } else if let archive = archives.first(where: { $0.hasPrefix(disk + "_" + BackupNames.encode(part.name) + ".") }) {
+                } else if let archive = perPart[Substring(BackupNames.encode(part.name))] {
                     if !present.contains(archive) { missing.insert(part.name) }
                 } else if !allArchivesThere {
                     missing.insert(part.name)
@@ -168,6 +169,19 @@ public struct RemoteBackupSource: BackupSource {
             for part in required where !listed.contains(part) || baseMissing.contains(part) { missing.insert(part) }
         }
         return missing
+    }
+
+    /// `<enc part>` -> the first archive named `<disk>_<enc part>.<ext>`: one pass over the table's
+    /// archives instead of one per part (an encoded name holds no `.`, so it ends at the first one).
+    static func perPartArchives(_ archives: [String], disk: String) -> [Substring: String] {
+        let start = disk + "_"
+        var byPart: [Substring: String] = [:]
+        for archive in archives where archive.hasPrefix(start) {
+            let rest = archive.dropFirst(start.count)
+            guard let dot = rest.firstIndex(of: ".") else { continue }
+            if byPart[rest[..<dot]] == nil { byPart[rest[..<dot]] = archive }
+        }
+        return byPart
     }
 
     /// `<enc db>/<enc table>` -> what is under that table's shadow folder: archive names, and
