@@ -55,13 +55,18 @@ extension Journal {
                 progress.tablesDone = row.int(1)
             }
             // Plans hold their kept parts: counted inside SQLite, nothing decoded here.
+            // Each kept and re-sequenced part records its size (`bytes`) in the plan.
             try db.query("""
-                SELECT coalesce(sum(coalesce(json_array_length(detail, '$.keep'), 0) + coalesce(json_array_length(detail, '$.resequence'), 0)), 0),
-                       coalesce(sum(json_extract(detail, '$.keptBytes')), 0)
-                FROM events WHERE run_id = ? AND kind = 'plan-table' AND state = 'done' AND json_valid(detail)
+                SELECT count(*), coalesce(sum(json_extract(kept.value, '$.bytes')), 0)
+                FROM events, json_each(events.detail, '$.keep') AS kept
+                WHERE run_id = ?1 AND kind = 'plan-table' AND state = 'done' AND json_valid(detail)
+                UNION ALL
+                SELECT count(*), coalesce(sum(json_extract(kept.value, '$.bytes')), 0)
+                FROM events, json_each(events.detail, '$.resequence') AS kept
+                WHERE run_id = ?1 AND kind = 'plan-table' AND state = 'done' AND json_valid(detail)
                 """, bindings: [run]) { row in
-                progress.keptParts = row.int(0)
-                progress.keptBytes = row.int64(1)
+                progress.keptParts += row.int(0)
+                progress.keptBytes += row.int64(1)
             }
             if perTable {
                 progress.perTable = try db.query("""

@@ -241,8 +241,6 @@ public struct TablePlan: Sendable, Codable, Equatable {
     /// dropped. A backup made with clickhouse-backup's `create --partitions` looks like this
     /// (nothing in it says it holds only some partitions): restore it with the same `--partitions`.
     public var partitionsDropped: [String] = []
-    /// The bytes of the kept parts (`keep` and `resequence`): what in place saves a download of.
-    public var keptBytes: Int64 = 0
 
     public var dropBytes: Int64 { drop.reduce(0) { $0 + $1.bytes } }
     public var downloadBytes: Int64 { download.reduce(0) { $0 + $1.bytes } }
@@ -253,7 +251,7 @@ public struct TablePlan: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case database, table, create, createDatabase, recreate, keep, drop, download, resequence, killMutations, refused
-        case identity, drift, firstStep, partitions, partitionsDropped, keptBytes
+        case identity, drift, firstStep, partitions, partitionsDropped
     }
 
     /// Plans journaled before `resequence` existed decode with none.
@@ -275,7 +273,6 @@ public struct TablePlan: Sendable, Codable, Equatable {
         drift = try values.decodeIfPresent(Drift.self, forKey: .drift)
         partitions = try values.decodeIfPresent(String.self, forKey: .partitions)
         partitionsDropped = try values.decodeIfPresent([String].self, forKey: .partitionsDropped) ?? []
-        keptBytes = try values.decodeIfPresent(Int64.self, forKey: .keptBytes) ?? 0
     }
 
     public init(database: String, table: String, create: Bool, createDatabase: Bool, recreate: Bool, keep: [Kept],

@@ -134,10 +134,6 @@ public enum Planner {
         if let current = backup.currentParts, let liveTable {
             plan.drift = drift(current: current, live: liveTable.parts)
         }
-        if !plan.keep.isEmpty || !plan.resequence.isEmpty {
-            let sizes = Dictionary(backup.parts.map { ($0.name, $0.bytes) }, uniquingKeysWith: { a, _ in a })
-            plan.keptBytes = plan.keep.reduce(0) { $0 + (sizes[$1.backup] ?? 0) } + plan.resequence.reduce(0) { $0 + $1.bytes }
-        }
         if !plan.drop.isEmpty {
             let held = Set(backupParts.map(\.name.partitionID))
             plan.partitionsDropped = Set(plan.drop.map(\.partition).filter { !held.contains($0) }).sorted()
