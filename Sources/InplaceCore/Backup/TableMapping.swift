@@ -19,15 +19,24 @@ public struct TableMapping: Sendable, Equatable, Codable {
     /// Reads `old:new,old:new` flag values into `into` (later rules win, as in clickhouse-backup).
     public static func parse(_ values: [String], flag: String, into map: inout [String: String]) throws(BackupError) {
         for value in values {
-            for rule in value.split(separator: ",", omittingEmptySubsequences: true) {
-                let sides = rule.split(separator: ":", omittingEmptySubsequences: false)
-                    .map { $0.trimmingCharacters(in: .whitespaces) }
-                guard sides.count == 2, !sides[0].isEmpty, !sides[1].isEmpty else {
-                    throw BackupError(.invalidArgument, "\(flag) '\(rule)': each rule is source:destination (e.g. db:db_copy), separated by commas")
-                }
-                map[sides[0]] = sides[1]
+            let (rules, bad) = self.rules(value)
+            if let bad {
+                throw BackupError(.invalidArgument, "\(flag) '\(bad)': each rule is source:destination (e.g. db:db_copy), separated by commas")
             }
+            for (source, destination) in rules { map[source] = destination }
         }
+    }
+
+    /// The `source:destination` rules of `old:new,old:new` (the flags' and the environment's
+    /// form), and the first rule that is not one.
+    static func rules(_ text: String) -> (rules: [(String, String)], bad: String?) {
+        var rules: [(String, String)] = []
+        for rule in text.split(separator: ",", omittingEmptySubsequences: true) {
+            let sides = rule.split(separator: ":", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard sides.count == 2, !sides[0].isEmpty, !sides[1].isEmpty else { return (rules, String(rule)) }
+            rules.append((sides[0], sides[1]))
+        }
+        return (rules, nil)
     }
 
     /// Where the backup's `database.table` is restored.

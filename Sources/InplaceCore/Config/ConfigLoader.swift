@@ -242,15 +242,9 @@ public enum ConfigLoader {
             guard let (value, origin) = raw(section, key) else { return nil }
             if let items = value as? [String: Any] { return items.mapValues { "\($0)" } }
             guard let text = value as? String else { throw fail(origin, "must be a mapping of source: destination") }
-            var map: [String: String] = [:]
-            for rule in text.split(separator: ",") {
-                let sides = rule.split(separator: ":", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-                guard sides.count == 2, !sides[0].isEmpty, !sides[1].isEmpty else {
-                    throw fail(origin, "'\(rule)' is not source:destination")
-                }
-                map[sides[0]] = sides[1]
-            }
-            return map
+            let (rules, bad) = TableMapping.rules(text)
+            if let bad { throw fail(origin, "'\(bad)' is not source:destination") }
+            return Dictionary(rules, uniquingKeysWith: { _, later in later })
         }
 
         /// A YAML list, or a comma-separated string (the environment's form).
