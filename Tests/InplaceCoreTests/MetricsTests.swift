@@ -59,6 +59,47 @@ struct PrometheusSamples {
 
 @Suite("The metrics file: rendering")
 struct MetricsRenderTests {
+    /// A plan's detail as the journal stores it: only `keep[].bytes` and `resequence[].bytes`
+    /// are read by the progress query.
+    private static func plan(keep: [Int64], resequence: [Int64] = []) -> String {
+        let kept = keep.map { "{\"backup\":\"p\",\"live\":\"p\",\"bytes\":\($0)}" }.joined(separator: ",")
+        let again = resequence.map { "{\"backup\":\"q\",\"live\":\"q\",\"bytes\":\($0)}" }.joined(separator: ",")
+        return "{\"keep\":[\(kept)],\"resequence\":[\(again)]}"
+    }
+
+    @Test("a read that reuses the previous one's kept figures equals a fresh read: after a plan is done, and after a replan rewrites one")
+    func keptFiguresReused() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let journal = try Journal(path: folder.path("j.sqlite"))
+        let run = try await journal.createRun(backup: "b", source: "local", options: "{}")
+        // A plan is journaled with its table's plan-table event, and counts once that event is done.
+        let plans = try await journal.addEvents(run, [
+            NewEvent(kind: .planTable, database: "d", table: "t1", detail: Self.plan(keep: [10, 20])),
+            NewEvent(kind: .planTable, database: "d", table: "t2", detail: Self.plan(keep: [5], resequence: [7])),
+        ])
+        #expect(try await journal.progress(run)?.keptParts == 0)
+        try await journal.completePlanTable(plans[0], run: run, emitting: [], detail: "0 event(s)")
+        let first = try #require(try await journal.progress(run))
+        #expect(first.keptParts == 2 && first.keptBytes == 30)
+
+        // Nothing changed: the figures are lent, and equal.
+        let same = try #require(try await journal.progress(run, previous: first))
+        #expect(same.keptParts == 2 && same.keptBytes == 30 && same.keptFrom == first.keptFrom)
+
+        // One more plan done: summed again.
+        try await journal.completePlanTable(plans[1], run: run, emitting: [], detail: "0 event(s)")
+        let second = try #require(try await journal.progress(run, previous: first))
+        #expect(second.keptParts == 4 && second.keptBytes == 42)
+
+        // A replan rewrites t1's plan in place (same event, still done): summed again.
+        try await journal.replan(plans[0], run: run, plan: Self.plan(keep: [1]), emitting: [])
+        let third = try #require(try await journal.progress(run, previous: second))
+        let fresh = try #require(try await journal.progress(run))
+        #expect(third.keptParts == 3 && third.keptBytes == 13)
+        #expect(third.keptParts == fresh.keptParts && third.keptBytes == fresh.keptBytes)
+    }
+
     @Test("names follow Prometheus conventions, labels are escaped, every kind and state is present")
     func render() throws {
         var progress = RunProgress(run: JournalRun(

@@ -17,25 +17,32 @@ public struct RestoreMetrics: Sendable {
     }
 
     /// Writes the file for `run` now; `finished` adds the last-success time when the run is done.
-    /// Returns the time it took.
+    /// `previous`, the progress an earlier write read, saves parsing the plans again (see
+    /// `Journal.progress`). Returns what the write cost the run (the time its queries held the
+    /// journal, then rendering and writing the file; not the wait for the journal, busy with the
+    /// run's own steps meanwhile) and the progress it read.
     @discardableResult
-    public func write(_ run: Int64, journal: Journal, finished: Bool = false) async throws -> Duration {
+    public func write(
+        _ run: Int64, journal: Journal, finished: Bool = false, previous: RunProgress? = nil
+    ) async throws -> (took: Duration, progress: RunProgress?) {
+        guard let progress = try await journal.progress(run, previous: previous) else { return (.zero, nil) }
         let started = ContinuousClock.now
-        guard let progress = try await journal.progress(run) else { return .zero }
         var lastSuccess = Self.previousSuccess(path, backup: progress.run.backup)
         if finished && progress.run.state == .done { lastSuccess = Date().timeIntervalSince1970 }
         let text = Self.render(progress, now: Date(), lastSuccess: lastSuccess)
         try Self.replace(path, with: Array(text.utf8))
-        return ContinuousClock.now - started
+        return (progress.queryTime + (ContinuousClock.now - started), progress)
     }
 
     /// Writes every `interval` until cancelled (errors are logged once, then retried quietly).
     func keepWriting(_ run: Int64, journal: Journal, logger: Logger, spent: Spent) async {
         var warned = false
+        var previous: RunProgress?
         while !Task.isCancelled {
             do {
-                let took = try await write(run, journal: journal)
-                spent.add(took)
+                let written = try await write(run, journal: journal, previous: previous)
+                spent.add(written.took)
+                previous = written.progress
             } catch {
                 if !warned { logger.warning("cannot write the metrics file \(path): \(error)") }
                 warned = true

@@ -124,8 +124,7 @@ public struct RestoreRunner: Sendable {
             _ = await metricsWriter?.value
             guard let metrics else { return }
             do {
-                let took = try await metrics.write(run, journal: journal, finished: true)
-                metricsSpent.add(took)
+                metricsSpent.add(try await metrics.write(run, journal: journal, finished: true).took)
             } catch {
                 logger.warning("cannot write the metrics file \(metrics.path): \(error)")
             }
