@@ -14,6 +14,10 @@ as far as a client can see:
   Settings, the current database and SET statements never outlive their request.
 - Credentials: HTTP basic auth, `X-ClickHouse-User`/`X-ClickHouse-Key`, or `user`/`password`
   parameters, with ClickHouse's rules (no mixing) and errors (Code 516, HTTP 403).
+- `GET /inplace/engine-time` (the test bed's own, not ClickHouse's; counts only, no
+  credentials): the engine's execution time per statement kind (SELECT, ATTACH, CHECK, DROP,
+  DETACH, SYSTEM, ...: ALTER counted by its partition command) since start, as JSON;
+  `?reset=1` starts the counters again. Benchmarks compare a restore's wall time with it.
 - Errors: body `Code: N. DB::Exception: ... (NAME) (version V)` and a newline, header
   `X-ClickHouse-Exception-Code`, HTTP status from ClickHouse's exceptionCodeToHTTPStatus.
 
@@ -181,6 +185,16 @@ def first_keyword(query):
     return m.group(0).upper() if m else ""
 
 
+def statement_kind(query):
+    """What a statement does, for the engine-time counters: the first keyword, and for ALTER the
+    partition command (ALTER ... ATTACH PART counts as ATTACH)."""
+    keyword = first_keyword(query)
+    if keyword == "ALTER":
+        m = re.search(r"\b(ATTACH|DETACH|DROP|FREEZE|UNFREEZE|MOVE|REPLACE|FETCH|DELETE|UPDATE)\s+(PART|PARTITION)?", query, re.I)
+        return m.group(1).upper() if m else "ALTER"
+    return keyword or "UNKNOWN"
+
+
 def latin1_to_utf8(text):
     return text.encode("latin-1", errors="replace").decode("utf-8", errors="replace")
 
@@ -195,6 +209,9 @@ class Engine:
         # chdb reads a server config file named in the path (its <macros> fill system.macros).
         self.session = session.Session(data_path + (f"?config-file={config_file}" if config_file else ""))
         self.lock = threading.Lock()
+        # Seconds the engine spent executing statements, per kind (statement_kind): what a
+        # benchmark compares a restore's wall time with (GET /inplace/engine-time).
+        self.spent = {}
         raw_conn = getattr(getattr(self.session, "_conn", None), "_conn", None)
         self.classify = getattr(raw_conn, "classify_query", None)
         # A real server does not run `SELEC` as `SELECT SELEC`: chdb turns implicit_select on.
@@ -288,7 +305,13 @@ class Engine:
                         full_restore = True  # whatever part of it took effect is undone below
                         raise
                     set_names = list(merged)
-                return self.session.query(query, fmt, params=params)
+                began = time.monotonic()
+                try:
+                    return self.session.query(query, fmt, params=params)
+                finally:
+                    kind = statement_kind(query)
+                    count, seconds = self.spent.get(kind, (0, 0.0))
+                    self.spent[kind] = (count + 1, seconds + time.monotonic() - began)
             finally:
                 try:
                     if used_database or keyword == "USE":
@@ -415,6 +438,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except (ValueError, OSError):
             self.close_connection = True
             body = b""
+        if path == "/inplace/engine-time":
+            # Not ClickHouse's: the engine's execution time per statement kind since start (or
+            # the last ?reset=1), as JSON {"KIND": {"statements": N, "seconds": S}}.
+            with self.engine.lock:
+                spent = {k: {"statements": n, "seconds": round(s, 6)} for k, (n, s) in sorted(self.engine.spent.items())}
+                if "reset=1" in url.query:
+                    self.engine.spent = {}
+            self._send(200, json.dumps(spent) + "\n", content_type="application/json")
+            return
         if self.command in ("GET", "HEAD") and (path in ("/ping", "/replicas_status") or self.path == "/"):
             self._send(200, "Ok.\n")
             return

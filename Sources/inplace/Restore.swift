@@ -82,15 +82,19 @@ struct RestoreCommand: AsyncParsableCommand {
     func run() async throws {
         try await runMapped {
             let config = try global.load()
+            RestoreTiming.mark("config loaded")
             let client = ClickHouseClient(endpoint: config.clickHouseEndpoint)
             let layout = try await localLayout(client, writing: true)
+            RestoreTiming.mark("server checked")
             let options = try flags.restoreOptions(config, concurrency: concurrency ?? config.general.downloadConcurrency)
             let source = try await options.scoped(
                 try await openBackup(name, from: flags.from, layout: layout,
                                      remote: try await remoteStore(config, client: client, required: flags.from == .remote)),
                 client: client)
+            RestoreTiming.mark("backup opened")
             let journal = try Journal(path: journalOptions.path(layout))
             let disks = try await ClickHouseCatalog(client: client).disks()
+            RestoreTiming.mark("journal opened")
             let runner = RestoreRunner(client: client, source: source, journal: journal, disks: disks,
                                        retry: retryPolicy(config), waitLock: lockOptions.duration, command: "restore",
                                        metrics: metricsOptions.metrics)
@@ -110,6 +114,7 @@ struct RestoreCommand: AsyncParsableCommand {
             let planned = try await PlanBuilder(client: client).build(.init(
                 source: source, tables: TablePattern(flags.tables), skipTables: config.clickhouse.skipTables,
                 options: flags.planOptions, concurrency: options.concurrency * 2))
+            RestoreTiming.mark("planned")
             if let refused = planned.plan.refused {
                 FileHandle.standardError.write(Data("inplace: error: nothing was changed: \(refused)\n".utf8))
                 throw ExitCode(Exit.planRefused)

@@ -275,6 +275,12 @@ public actor Journal {
         try write { try apply(change) }
     }
 
+    /// Several transitions (of several events) in one committed transaction, in order: a batch
+    /// of steps whose side effect is one statement (re-sequenced kept parts).
+    func transition(_ changes: [Change]) throws {
+        try write { for change in changes { try apply(change) } }
+    }
+
     /// Holds a transition for the journal's next write (see 4. above), without waiting for the
     /// journal: the caller's next journal call, whatever it is, commits it or reads after it.
     public nonisolated func hold(
@@ -339,7 +345,7 @@ public actor Journal {
     }
 
     /// One transition of one event.
-    private struct Change: Sendable {
+    struct Change: Sendable {
         var event: Int64
         var state: EventState
         var detail: String?

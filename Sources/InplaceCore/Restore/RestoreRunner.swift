@@ -71,6 +71,7 @@ public struct RestoreRunner: Sendable {
         let run = try await journal.createRun(backup: source.name, source: source.location.rawValue, location: source.address,
                                               options: options.json, events: events)
         logger.info("run \(run): \(tables.count) table(s) to change, journal \(journal.path)")
+        RestoreTiming.mark("run journaled")
         return try await execute(run, options: options)
     }
 
@@ -107,6 +108,7 @@ public struct RestoreRunner: Sendable {
             }
         }
         let frozenTables = frozen
+        RestoreTiming.mark("merges stopped")
         let client = self.client
         let thaw = { @Sendable (qualified: String) async in
             // Not cancelled with the run: a stopped run must not leave merges stopped.
@@ -133,7 +135,8 @@ public struct RestoreRunner: Sendable {
             _ = try await concurrentMap(plans, width: max(1, options.concurrency)) { planEvent in
                 do {
                     try await TableRestore(runner: self, run: run, planEvent: planEvent, options: options,
-                                           transfers: transfers, progress: progress).execute()
+                                           transfers: transfers, progress: progress,
+                                           mergesStopped: frozenTables[planEvent.id] != nil).execute()
                 } catch {
                     if TableRestore.isCancellation(error) { throw CancellationError() }
                     // One table's trouble (a disk it lacks, a failing query) fails its next step
@@ -150,6 +153,7 @@ public struct RestoreRunner: Sendable {
             await finalMetrics()
             throw cancelled ? CancellationError() : error
         }
+        RestoreTiming.mark("tables done")
         removeStaging(of: run)
         var summary = try await RestoreSummary.of(run, journal: journal)
         try await journal.setRunState(run, summary.state)

@@ -14,15 +14,16 @@ extension TableRestore {
         var path: String
     }
 
-    /// The table's active parts (of one partition when given): one query.
-    func activeParts(partition: String? = nil) async throws -> [ActivePart] {
+    /// The table's active parts (of one partition, or the one of that name, when given): one query.
+    func activeParts(partition: String? = nil, name: String? = nil) async throws -> [ActivePart] {
         var parameters = ["db": planEvent.database, "t": planEvent.table]
         if let partition { parameters["p"] = partition }
+        if let name { parameters["n"] = name }
         let rows = try await client.execute(
             """
             SELECT name, partition_id, min_block_number, max_block_number, lower(hash_of_all_files), path
             FROM system.parts WHERE database = {db:String} AND table = {t:String} AND active
-            \(partition == nil ? "" : "AND partition_id = {p:String}")
+            \(partition == nil ? "" : "AND partition_id = {p:String}") \(name == nil ? "" : "AND name = {n:String}")
             ORDER BY partition_id, min_block_number
             """, parameters: parameters)
         return rows.split(separator: "\n").compactMap { line in

@@ -18,45 +18,96 @@ extension TableRestore {
     func bringParts(_ pairs: BringPairs) async throws {
         let detached = try await detachedFolders()
         let firsts = pairs.orderedMap(width: options.concurrency) { [self] pair in
-            (pair, pair.first.kind == .downloadPart ? try await fetch(pair.first, detached: detached) : true)
+            (pair: pair, fetched: pair.first.kind == .downloadPart ? try await fetch(pair.first, detached: detached) : true)
         }
         var results = firsts.makeAsyncIterator()
         var blocked: [String: String] = [:]
+        var next: (pair: BringPairs.Element, fetched: Bool)?
         do {
-            while let (pair, fetched) = try await results.next() {
-                let (first, attach) = pair
-                guard attach.state != .done else { continue }
-                let partition = PartName(attach.part ?? "")?.partitionID ?? ""
-                let firstFailed = first.kind == .downloadPart ? "its download failed" : "its detach failed"
-                func block() {
-                    blocked[partition] = "an earlier part of partition \(partition) (\(attach.part ?? "")) did not attach; attaching this one first would put the data out of the backup's order. Fix what failed, then `inplace journal replay RUN --failed`"
+            while true {
+                let upcoming = next.take()
+                guard let item = try await (upcoming == nil ? results.next() : upcoming) else { break }
+                let folder = try detachedFolder(detached, disk: item.pair.attach.disk)
+                guard let first = freshResequence(item.pair, folder: folder, blocked: blocked) else {
+                    try await bringOne(item.pair, fetched: item.fetched, folder: folder, blocked: &blocked)
+                    continue
                 }
-                if let why = blocked[partition] {
-                    if first.kind == .detachPart && first.state != .done && first.state != .failed {
-                        try await journal.transition(first.id, to: .failed, error: "withheld: \(why)")
+                // Re-sequenced kept parts in a row, of one partition and disk: detached and
+                // attached again by one ALTER each (executed in order, each part journaled).
+                var batch = [(part: first, pair: item.pair)]
+                while batch.count < Self.resequenceBatch, let more = try await results.next() {
+                    guard more.pair.attach.disk == item.pair.attach.disk,
+                          let part = freshResequence(more.pair, folder: folder, blocked: blocked),
+                          part.partitionID == first.partitionID
+                    else {
+                        next = more
+                        break
                     }
-                    if attach.state != .failed { try await journal.transition(attach.id, to: .failed, error: "withheld: \(why)") }
-                    continue
+                    batch.append((part, more.pair))
                 }
-                if attach.state == .failed || first.state == .failed {
-                    // Failed before: it waits for a replay, and so does the rest of its partition.
-                    if attach.state != .failed { try await journal.transition(attach.id, to: .failed, error: firstFailed) }
-                    block()
-                    continue
+                if batch.count == 1 {
+                    try await bringOne(item.pair, fetched: true, folder: folder, blocked: &blocked)
+                } else if try await !resequence(batch, folder: folder) {
+                    // Something went wrong: each step decided and run on its own, from what the
+                    // journal recorded and what the table shows.
+                    for (_, pair) in batch {
+                        guard let detach = try await journal.event(pair.first.id), let attach = try await journal.event(pair.attach.id)
+                        else { continue }
+                        try await bringOne((detach, attach), fetched: true, folder: folder, blocked: &blocked)
+                    }
                 }
-                let folder = try detachedFolder(detached, disk: attach.disk)
-                var ready = fetched
-                if ready && first.kind == .detachPart && first.state != .done {
-                    ready = try await detachStep(first, folder: folder)
-                }
-                let brought = ready ? try await attachStep(attach, folder: folder) : false
-                if !ready && attach.state != .failed { try await journal.transition(attach.id, to: .failed, error: firstFailed) }
-                if !brought { block() }
             }
         } catch {
             await results.cancelAndWait()
             throw error
         }
+    }
+
+    /// Kept parts re-sequenced by one ALTER statement, at most.
+    static let resequenceBatch = 100
+
+    /// A re-sequenced kept part whose steps have not begun, in a partition not blocked, nothing
+    /// of its name in detached/: it may go in a batch.
+    private func freshResequence(_ pair: BringPairs.Element, folder: String, blocked: [String: String]) -> PartName? {
+        let (first, attach) = pair
+        guard first.kind == .detachPart, first.state == .pending, first.attempts == 0, attach.state == .pending,
+              attach.attempts == 0, attach.detail == Self.localAttach, first.part == attach.part,
+              let name = PartName(first.part ?? ""), blocked[name.partitionID] == nil,
+              !FileSystem.exists(folder + name.name)
+        else { return nil }
+        return name
+    }
+
+    /// One part brought in (its download already fetched, or its detach to run), in order;
+    /// a part that did not attach blocks the rest of its partition.
+    private func bringOne(_ pair: BringPairs.Element, fetched: Bool, folder: String, blocked: inout [String: String]) async throws {
+        let (first, attach) = pair
+        guard attach.state != .done else { return }
+        let partition = PartName(attach.part ?? "")?.partitionID ?? ""
+        let firstFailed = first.kind == .downloadPart ? "its download failed" : "its detach failed"
+        func block() {
+            blocked[partition] = "an earlier part of partition \(partition) (\(attach.part ?? "")) did not attach; attaching this one first would put the data out of the backup's order. Fix what failed, then `inplace journal replay RUN --failed`"
+        }
+        if let why = blocked[partition] {
+            if first.kind == .detachPart && first.state != .done && first.state != .failed {
+                try await journal.transition(first.id, to: .failed, error: "withheld: \(why)")
+            }
+            if attach.state != .failed { try await journal.transition(attach.id, to: .failed, error: "withheld: \(why)") }
+            return
+        }
+        if attach.state == .failed || first.state == .failed {
+            // Failed before: it waits for a replay, and so does the rest of its partition.
+            if attach.state != .failed { try await journal.transition(attach.id, to: .failed, error: firstFailed) }
+            block()
+            return
+        }
+        var ready = fetched
+        if ready && first.kind == .detachPart && first.state != .done {
+            ready = try await detachStep(first, folder: folder)
+        }
+        let brought = ready ? try await attachStep(attach, folder: folder) : false
+        if !ready && attach.state != .failed { try await journal.transition(attach.id, to: .failed, error: firstFailed) }
+        if !brought { block() }
     }
 
     /// One download step; whether its part is (now) in detached/.
@@ -215,7 +266,7 @@ extension TableRestore {
     /// only: its bytes did not move.
     private func check(_ part: String, attach: JournalEvent, local: Bool) async throws {
         let name = try PartName.validated(part, context: "attach-part")
-        guard let live = try await activeParts(partition: name.partitionID).first(where: { $0.name == part }) else {
+        guard let live = try await activeParts(partition: name.partitionID, name: part).first else {
             let seen = try await observePart(name)
             throw TableNeedsReplan(reason: seen.coveredBy.map { "the attached part \(part) was merged into \($0) before it was checked" }
                 ?? "the attached part \(part) is not in the table")
@@ -314,10 +365,12 @@ extension TableRestore {
         }
     }
 
-    /// The table's data folders, each with its owner (one stat per folder).
+    /// The table's data folders, each with its owner (one query of this table's row, one stat
+    /// per folder).
     func detachedFolders() async throws -> [TableFolder] {
-        let tables = try await ClickHouseCatalog(client: client).tables()
-        let paths = tables.first { $0.database == planEvent.database && $0.name == planEvent.table }?.dataPaths ?? []
+        let paths = try await client.tsvRows(
+            "SELECT data_paths FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+            as: DataPathsRow.self, parameters: ["db": planEvent.database, "t": planEvent.table]).first?.paths ?? []
         return try paths.map { path throws(BackupError) in
             TableFolder(path: path.hasSuffix("/") ? path : path + "/", owner: try FileOwner.of(path))
         }
@@ -339,6 +392,11 @@ extension TableRestore {
     func detachedFolder(_ folders: [TableFolder], disk: String?) throws -> String {
         try tableFolder(folders, disk: disk).detached
     }
+}
+
+private struct DataPathsRow: TSVDecodable, Sendable {
+    let paths: [String]
+    init(row: TSVRow) throws { paths = try row.stringArray(0) }
 }
 
 /// A table's data folder on one disk (ending in `/`) and its owner: what the restore writes
