@@ -116,6 +116,9 @@ if parts > 0:
         "journal_cpu_seconds": round(jc["journal_cpu_seconds"], 3),
         "journal_cpu_share": round(jc["journal_cpu_seconds"] / (t1 - t0), 4),
         "metrics_file_seconds": round(jc["metrics_seconds"], 4),
+        "metrics_file_share": round(jc["metrics_seconds"] / (t1 - t0), 5),
+        "metrics_file_cpu_seconds": round(jc["metrics_cpu_seconds"], 4),
+        "metrics_file_cpu_share": round(jc["metrics_cpu_seconds"] / (t1 - t0), 5),
         "equality_check": {"tables": verify["steps"], "seconds": verify["seconds"],
                            "share": round(verify["seconds"] / (t1 - t0), 4)}}
 print(json.dumps(report, indent=1))

@@ -26,9 +26,10 @@ public struct RunProgress: Sendable, Equatable {
         public var idSum: Int64 = 0
         public var lastWritten = ""
     }
-    /// How long the queries held the journal (its held transitions' commit, which would have
-    /// come anyway, left out): what reading the progress costs the run's own journal work.
+    /// How long the queries held the journal, and their thread CPU time (its held transitions'
+    /// commit, which would have come anyway, left out): what reading the progress costs the run.
     public var queryTime: Duration = .zero
+    public var queryCPU: Duration = .zero
     /// Per table: steps, done, failed (for `--follow`; nil when not asked for).
     public var perTable: [(database: String, table: String, events: Int, done: Int, failed: Int)]?
 
@@ -52,7 +53,7 @@ extension Journal {
     public func progress(_ run: Int64, perTable: Bool = false, previous: RunProgress? = nil) throws -> RunProgress? {
         guard let found = try self.run(run) else { return nil }
         return try read {
-            let began = ContinuousClock.now
+            let began = ContinuousClock.now, beganCPU = Meter.threadCPU()
             var progress = RunProgress(run: found)
             try db.query("""
                 SELECT kind, state, count(*), sum(bytes) FROM events WHERE run_id = ? GROUP BY kind, state
@@ -101,6 +102,7 @@ extension Journal {
                     """, bindings: [run]) { ($0.string(0) ?? "", $0.string(1) ?? "", $0.int(2), $0.int(3), $0.int(4)) }
             }
             progress.queryTime = ContinuousClock.now - began
+            progress.queryCPU = Meter.threadCPU() - beganCPU
             return progress
         }
     }

@@ -37,7 +37,7 @@ public actor Journal {
 
     /// The clocks at the start of a piece of journal work; nothing in it suspends, so one
     /// thread runs it whole and its CPU clock measures it.
-    private struct Meter {
+    struct Meter {
         let wall = ContinuousClock.now
         let cpu = Meter.threadCPU()
 

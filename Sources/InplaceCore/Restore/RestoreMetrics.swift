@@ -20,18 +20,26 @@ public struct RestoreMetrics: Sendable {
     /// `previous`, the progress an earlier write read, saves parsing the plans again (see
     /// `Journal.progress`). Returns what the write cost the run (the time its queries held the
     /// journal, then rendering and writing the file; not the wait for the journal, busy with the
-    /// run's own steps meanwhile) and the progress it read.
+    /// run's own steps meanwhile), and the progress it read.
     @discardableResult
     public func write(
         _ run: Int64, journal: Journal, finished: Bool = false, previous: RunProgress? = nil
-    ) async throws -> (took: Duration, progress: RunProgress?) {
-        guard let progress = try await journal.progress(run, previous: previous) else { return (.zero, nil) }
-        let started = ContinuousClock.now
+    ) async throws -> (cost: Cost, progress: RunProgress?) {
+        guard let progress = try await journal.progress(run, previous: previous) else { return (Cost(), nil) }
+        let started = ContinuousClock.now, startedCPU = Journal.Meter.threadCPU()
         var lastSuccess = Self.previousSuccess(path, backup: progress.run.backup)
         if finished && progress.run.state == .done { lastSuccess = Date().timeIntervalSince1970 }
         let text = Self.render(progress, now: Date(), lastSuccess: lastSuccess)
         try Self.replace(path, with: Array(text.utf8))
-        return (progress.queryTime + (ContinuousClock.now - started), progress)
+        return (Cost(wall: progress.queryTime + (ContinuousClock.now - started),
+                     cpu: progress.queryCPU + (Journal.Meter.threadCPU() - startedCPU)), progress)
+    }
+
+    /// What writing the file cost: wall time, and thread CPU time (the figure a loaded machine
+    /// does not inflate).
+    public struct Cost: Sendable {
+        public var wall: Duration = .zero
+        public var cpu: Duration = .zero
     }
 
     /// Writes every `interval` until cancelled (errors are logged once, then retried quietly).
@@ -41,7 +49,7 @@ public struct RestoreMetrics: Sendable {
         while !Task.isCancelled {
             do {
                 let written = try await write(run, journal: journal, previous: previous)
-                spent.add(written.took)
+                spent.add(written.cost)
                 previous = written.progress
             } catch {
                 if !warned { logger.warning("cannot write the metrics file \(path): \(error)") }
@@ -51,11 +59,16 @@ public struct RestoreMetrics: Sendable {
         }
     }
 
-    /// The time spent writing the file, added up across tasks.
+    /// The cost of writing the file, added up across tasks.
     final class Spent: Sendable {
-        private let total = Mutex<Duration>(.zero)
-        func add(_ duration: Duration) { total.withLock { $0 += duration } }
-        var value: Duration { total.withLock { $0 } }
+        private let total = Mutex(Cost())
+        func add(_ cost: Cost) {
+            total.withLock {
+                $0.wall += cost.wall
+                $0.cpu += cost.cpu
+            }
+        }
+        var value: Cost { total.withLock { $0 } }
     }
 
     /// The text, in the exposition format: each family with HELP and TYPE, then its samples.

@@ -126,7 +126,7 @@ public struct RestoreRunner: Sendable {
             _ = await metricsWriter?.value
             guard let metrics else { return }
             do {
-                metricsSpent.add(try await metrics.write(run, journal: journal, finished: true).took)
+                metricsSpent.add(try await metrics.write(run, journal: journal, finished: true).cost)
             } catch {
                 logger.warning("cannot write the metrics file \(metrics.path): \(error)")
             }
@@ -135,8 +135,7 @@ public struct RestoreRunner: Sendable {
             _ = try await concurrentMap(plans, width: max(1, options.concurrency)) { planEvent in
                 do {
                     try await TableRestore(runner: self, run: run, planEvent: planEvent, options: options,
-                                           transfers: transfers, progress: progress,
-                                           mergesStopped: frozenTables[planEvent.id] != nil).execute()
+                                           transfers: transfers, progress: progress).execute()
                 } catch {
                     if TableRestore.isCancellation(error) { throw CancellationError() }
                     // One table's trouble (a disk it lacks, a failing query) fails its next step
@@ -158,7 +157,10 @@ public struct RestoreRunner: Sendable {
         var summary = try await RestoreSummary.of(run, journal: journal)
         try await journal.setRunState(run, summary.state)
         await finalMetrics()
-        if metrics != nil { summary.metricsSeconds = metricsSpent.value.seconds }
+        if metrics != nil {
+            summary.metricsSeconds = metricsSpent.value.wall.seconds
+            summary.metricsCPUSeconds = metricsSpent.value.cpu.seconds
+        }
         summary.seconds = (ContinuousClock.now - started).seconds
         summary.journalSeconds = (await journal.busy - journalBefore).seconds
         summary.journalCPUSeconds = (await journal.busyCPU - journalCPUBefore).seconds
@@ -269,8 +271,9 @@ public struct RestoreSummary: Sendable, Codable, Equatable {
     public var seconds: Double = 0
     public var journalSeconds: Double = 0
     public var journalCPUSeconds: Double = 0
-    /// With `--metrics-file`: the time spent writing it (absent without).
+    /// With `--metrics-file`: what writing it cost the run, wall and thread CPU time (absent without).
     public var metricsSeconds: Double?
+    public var metricsCPUSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case run, state, events, done, failed, pending, interrupted, superseded, failures, seconds
@@ -278,6 +281,7 @@ public struct RestoreSummary: Sendable, Codable, Equatable {
         case journalSeconds = "journal_seconds"
         case journalCPUSeconds = "journal_cpu_seconds"
         case metricsSeconds = "metrics_seconds"
+        case metricsCPUSeconds = "metrics_cpu_seconds"
     }
 
     /// At most this many failures are listed; `failed` counts them all.

@@ -18,9 +18,6 @@ struct TableRestore: Sendable {
     let options: RestoreOptions
     let transfers: AsyncSemaphore
     let progress: RestoreProgress
-    /// The runner stopped merges on this table when the run began, and starts them again when
-    /// the table ends: not stopped and started a second time here.
-    var mergesStopped = false
 
     var journal: Journal { runner.journal }
     var client: ClickHouseClient { runner.client }
@@ -43,9 +40,7 @@ struct TableRestore: Sendable {
         defer { lock.handle.release() }
         guard try await planned(stale: lock.stale) else { return }
         guard try await unfinished() else { return }
-        var created = false
         for try await create in stream([.createTable]) where create.state != .done {
-            created = true
             guard try await perform(create, check: { try await createTableDone(create) },
                                     action: { try await createTable(create) })
             else { return }  // without its table, nothing else of it can run
@@ -57,9 +52,10 @@ struct TableRestore: Sendable {
                                       .killMutation]
         let touchesParts = try await journal.nextUnfinished(run, database: planEvent.database, table: planEvent.table,
                                                             kinds: partKinds) != nil
-        // A table created (or recreated) here is another table than the one the runner stopped.
-        let ownsMerges = touchesParts && (!mergesStopped || created)
-        if ownsMerges { try await client.execute("SYSTEM STOP MERGES \(qualified)") }
+        // Stopped again here, under the table's lock, though the runner stopped them when the run
+        // began: another run may have finished this table and started its merges meanwhile, and
+        // a table created (or recreated) here is another table than the one the runner stopped.
+        if touchesParts { try await client.execute("SYSTEM STOP MERGES \(qualified)") }
         do {
             var replans = 0
             // With merges stopped: a merge between the plan (or the last run) and now took parts
@@ -86,13 +82,13 @@ struct TableRestore: Sendable {
                 }
             }
         } catch {
-            if ownsMerges {
+            if touchesParts {
                 let client = self.client, qualified = self.qualified
                 _ = await Task { try? await client.execute("SYSTEM START MERGES \(qualified)") }.value
             }
             throw error
         }
-        if ownsMerges { try await client.execute("SYSTEM START MERGES \(qualified)") }
+        if touchesParts { try await client.execute("SYSTEM START MERGES \(qualified)") }
     }
 
     /// This table's events of `kinds` (superseded ones left out), read from the journal a page at a time.
