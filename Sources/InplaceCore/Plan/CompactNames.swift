@@ -127,14 +127,17 @@ enum ContentHash: Hashable, Sendable {
 
     var string: String {
         switch self {
-        case .hex128(let high, let low): Self.hex(high) + Self.hex(low)
+        case .hex128(let high, let low):
+            String(unsafeUninitializedCapacity: 32) { buffer in
+                let digits: StaticString = "0123456789abcdef"
+                for index in 0..<32 {
+                    let value = index < 16 ? high >> (60 - 4 * index) : low >> (60 - 4 * (index - 16))
+                    buffer[index] = digits.utf8Start[Int(value & 0xF)]
+                }
+                return 32
+            }
         case .crc64(let value): "crc64:\(value)"
         case .text(let text): text
         }
-    }
-
-    private static func hex(_ value: UInt64) -> String {
-        let text = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - text.utf8.count) + text
     }
 }

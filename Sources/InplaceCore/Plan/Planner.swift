@@ -231,9 +231,8 @@ public enum Planner {
         // Live parts in block order, so that parts of equal identity pair in the order both
         // sides hold them (which keepBackupOrder relies on).
         let minBlocks = liveParts.map { $0.compactName.blocks?.minBlock ?? PartName($0.name)?.minBlock }
-        let order = liveParts.indices.sorted {
-            (ranks[liveParts[$0].partition], minBlocks[$0] ?? 0, $0) < (ranks[liveParts[$1].partition], minBlocks[$1] ?? 0, $1)
-        }
+        let keys = liveParts.indices.map { (ranks[liveParts[$0].partition], minBlocks[$0] ?? 0, $0) }
+        let order = liveParts.indices.sorted { keys[$0] < keys[$1] }
         let liveParts = order.map { liveParts[$0] }
         var live = IdentityQueues(liveParts.enumerated().map { index, part in
             let content = useCRC ? part.checksumsCRC.map(ContentHash.crc64) : part.content
@@ -266,34 +265,40 @@ public enum Planner {
     /// download (both would need `detached/<name>`) is downloaded instead, and its live part
     /// dropped.
     static func keepBackupOrder(_ backupParts: [Named], _ matched: Matched, useCRC: Bool, into plan: inout TablePlan) {
-        var keep: [TablePlan.Kept] = []
-        keep.reserveCapacity(matched.pairs.count { $0 != nil })
+        // First which parts stay, then the lists at their exact sizes (most of a plan is kept).
+        var stays = [Bool](repeating: false, count: backupParts.count)
         var partition: InternedName?
         var inPlace = true
         var lastLiveBlock = Int64.min
-        for (named, pair) in zip(backupParts, matched.pairs) {
+        for (index, named) in backupParts.enumerated() {
             if named.partition != partition {
                 partition = named.partition
                 inPlace = true
                 lastLiveBlock = Int64.min
             }
-            guard let liveIndex = pair else {
+            guard let liveIndex = matched.pairs[index] else {
                 inPlace = false  // a part to download: everything after it in the partition is attached after it
                 continue
             }
-            let livePart = matched.live[liveIndex]
             let liveBlock = matched.liveMinBlocks[liveIndex] ?? Int64.max
-            if inPlace && liveBlock > lastLiveBlock {
-                lastLiveBlock = liveBlock
-                keep.append(.init(backup: named.part.compactName, live: livePart.compactName, bytes: named.part.bytes))
-                continue
-            }
-            inPlace = false
-            plan.resequence.append(.init(backup: named.part.compactName, live: livePart.compactName, partition: named.partition,
-                                         disk: named.part.diskName, bytes: named.part.bytes,
-                                         identity: identity(named.part, crc: useCRC)))
+            stays[index] = inPlace && liveBlock > lastLiveBlock
+            if stays[index] { lastLiveBlock = liveBlock } else { inPlace = false }
         }
-        plan.keep = keep
+        let kept = stays.count { $0 }
+        plan.keep = []
+        plan.keep.reserveCapacity(kept)
+        plan.resequence.reserveCapacity(matched.pairs.count { $0 != nil } - kept)
+        for (index, named) in backupParts.enumerated() {
+            guard let liveIndex = matched.pairs[index] else { continue }
+            let live = matched.live[liveIndex].compactName
+            if stays[index] {
+                plan.keep.append(.init(backup: named.part.compactName, live: live, bytes: named.part.bytes))
+            } else {
+                plan.resequence.append(.init(backup: named.part.compactName, live: live, partition: named.partition,
+                                             disk: named.part.diskName, bytes: named.part.bytes,
+                                             identity: identity(named.part, crc: useCRC)))
+            }
+        }
         guard !plan.resequence.isEmpty else { return }
         // Every name that needs detached/ must be distinct: a re-sequenced part whose live name
         // is a download's is downloaded instead (and its live part dropped), which adds its
