@@ -101,11 +101,13 @@ func benchPlan(tables: Int, partsPerTable: Int) {
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     let downloads = plan.tables.reduce(0) { $0 + $1.download.count }
     let keeps = plan.tables.reduce(0) { $0 + $1.keep.count }
-    guard downloads == tables * ((partsPerTable + 19) / 20), keeps + downloads == tables * partsPerTable else {
-        fail("unexpected plan: \(keeps) kept, \(downloads) downloaded")
+    let resequenced = plan.tables.reduce(0) { $0 + $1.resequence.count }
+    guard downloads == tables * ((partsPerTable + 19) / 20), keeps + resequenced + downloads == tables * partsPerTable else {
+        fail("unexpected plan: \(keeps) kept, \(resequenced) re-sequenced, \(downloads) downloaded")
     }
     report(["benchmark": "plan", "tables": tables, "parts": tables * partsPerTable, "seconds": seconds,
-            "max_rss_bytes": maxRSS(), "rss_before_planning_bytes": rssBefore, "kept": keeps, "downloaded": downloads])
+            "max_rss_bytes": maxRSS(), "rss_before_planning_bytes": rssBefore, "kept": keeps,
+            "resequenced": resequenced, "downloaded": downloads])
 }
 
 /// A finished run of `steps` steps over `tables` tables journaled at PATH through the real

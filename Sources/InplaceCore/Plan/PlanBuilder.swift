@@ -107,7 +107,7 @@ public struct PlanBuilder: Sendable {
             }
             partsByTable[key, default: []].append(LiveState.Part(
                 name: part.name, partitionID: part.partitionID, disk: part.disk, hash: part.hash, checksumsCRC: crc,
-                bytes: Int64(part.bytesOnDisk), rows: part.rows))
+                bytes: Int64(part.bytesOnDisk)))
         }
         var byKey: [TableKey: LiveState.Table] = [:]
         for table in liveTables {

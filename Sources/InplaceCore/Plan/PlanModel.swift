@@ -25,20 +25,44 @@ public struct BackupTableState: Sendable {
     /// `parts`, nor in the live state.
     public var partitionScope: String?
 
+    /// Compact (CompactNames.swift): 64 bytes, no heap, for a million of them.
     public struct Part: Sendable, Hashable {
-        public var name: String
-        public var disk: String
-        /// `hash_of_all_files` (lower-case hex), when the backup has it.
-        public var hash: String?
-        /// CRC-64/ECMA of checksums.txt (`checksums`), when the backup has it.
-        public var checksumsCRC: UInt64?
+        var compactName: CompactPartName
+        /// `hash_of_all_files`, when the backup has it.
+        var content: ContentHash?
+        private var hasCRC: Bool
+        var diskName: InternedName
         public var bytes: Int64
+        private var crc: UInt64
+
+        public var name: String {
+            get { compactName.string }
+            set { compactName = CompactPartName(newValue) }
+        }
+        public var disk: String {
+            get { diskName.string }
+            set { diskName = InternedName(newValue) }
+        }
+        /// `hash_of_all_files` (lower-case hex), when the backup has it.
+        public var hash: String? {
+            get { content?.string }
+            set { content = newValue.map(ContentHash.init) }
+        }
+        /// CRC-64/ECMA of checksums.txt (`checksums`), when the backup has it.
+        public var checksumsCRC: UInt64? {
+            get { hasCRC ? crc : nil }
+            set {
+                hasCRC = newValue != nil
+                crc = newValue ?? 0
+            }
+        }
 
         public init(name: String, disk: String, hash: String?, checksumsCRC: UInt64?, bytes: Int64) {
-            self.name = name
-            self.disk = disk
-            self.hash = hash
-            self.checksumsCRC = checksumsCRC
+            compactName = CompactPartName(name)
+            diskName = InternedName(disk)
+            content = hash.map(ContentHash.init)
+            hasCRC = checksumsCRC != nil
+            crc = checksumsCRC ?? 0
             self.bytes = bytes
         }
     }
@@ -76,26 +100,52 @@ public struct LiveState: Sendable {
         }
     }
 
+    /// Compact (CompactNames.swift): 64 bytes, no heap, for a million of them.
     public struct Part: Sendable, Hashable {
-        public var name: String
-        public var partitionID: String
-        public var disk: String
-        public var hash: String
+        var compactName: CompactPartName
+        var content: ContentHash
+        private var hasCRC: Bool
+        /// `system.parts.partition_id`.
+        var partition: InternedName
+        var diskName: InternedName
+        public var bytes: Int64
+        private var crc: UInt64
+
+        public var name: String {
+            get { compactName.string }
+            set { compactName = CompactPartName(newValue) }
+        }
+        public var partitionID: String {
+            get { partition.string }
+            set { partition = InternedName(newValue) }
+        }
+        public var disk: String {
+            get { diskName.string }
+            set { diskName = InternedName(newValue) }
+        }
+        public var hash: String {
+            get { content.string }
+            set { content = ContentHash(newValue) }
+        }
         /// CRC-64/ECMA of the part's checksums.txt, read from disk only for tables whose backup
         /// has no hashes.
-        public var checksumsCRC: UInt64?
-        public var bytes: Int64
-        public var rows: UInt64
+        public var checksumsCRC: UInt64? {
+            get { hasCRC ? crc : nil }
+            set {
+                hasCRC = newValue != nil
+                crc = newValue ?? 0
+            }
+        }
 
         public init(name: String, partitionID: String, disk: String, hash: String, checksumsCRC: UInt64? = nil,
-                    bytes: Int64, rows: UInt64 = 0) {
-            self.name = name
-            self.partitionID = partitionID
-            self.disk = disk
-            self.hash = hash
-            self.checksumsCRC = checksumsCRC
+                    bytes: Int64) {
+            compactName = CompactPartName(name)
+            partition = InternedName(partitionID)
+            diskName = InternedName(disk)
+            content = ContentHash(hash)
+            hasCRC = checksumsCRC != nil
+            crc = checksumsCRC ?? 0
             self.bytes = bytes
-            self.rows = rows
         }
     }
 
@@ -158,13 +208,52 @@ public struct PlanOptions: Sendable {
 
 /// What the restore will do to one table.
 public struct TablePlan: Sendable, Codable, Equatable {
+    /// Compact (CompactNames.swift): 56 bytes, no heap; most parts of a plan are kept.
     public struct Kept: Sendable, Codable, Equatable {
+        var backupName: CompactPartName
+        var liveName: CompactPartName
+        private var size: Int64
+
         /// The backup's name for the part, and the live part that holds the same content.
-        public var backup: String
-        public var live: String
+        public var backup: String {
+            get { backupName.string }
+            set { backupName = CompactPartName(newValue) }
+        }
+        public var live: String {
+            get { liveName.string }
+            set { liveName = CompactPartName(newValue) }
+        }
         /// The backup part's size (what a full restore would fetch for it); nil in plans
         /// journaled before it was recorded.
-        public var bytes: Int64?
+        public var bytes: Int64? {
+            get { size == .min ? nil : size }
+            set { size = newValue ?? .min }
+        }
+
+        public init(backup: String, live: String, bytes: Int64?) {
+            self.init(backup: CompactPartName(backup), live: CompactPartName(live), bytes: bytes)
+        }
+
+        init(backup: CompactPartName, live: CompactPartName, bytes: Int64?) {
+            backupName = backup
+            liveName = live
+            size = bytes ?? .min
+        }
+
+        enum CodingKeys: String, CodingKey { case backup, live, bytes }
+
+        public init(from decoder: any Decoder) throws {
+            let values = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(backup: try values.decode(String.self, forKey: .backup), live: try values.decode(String.self, forKey: .live),
+                      bytes: try values.decodeIfPresent(Int64.self, forKey: .bytes))
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var values = encoder.container(keyedBy: CodingKeys.self)
+            try values.encode(backup, forKey: .backup)
+            try values.encode(live, forKey: .live)
+            try values.encodeIfPresent(bytes, forKey: .bytes)
+        }
     }
 
     public struct PartAction: Sendable, Codable, Equatable {
@@ -181,13 +270,51 @@ public struct TablePlan: Sendable, Codable, Equatable {
     /// (Replacing and Collapsing engines answer FINAL by that order). A local rename: nothing
     /// is downloaded.
     public struct Resequenced: Sendable, Codable, Equatable {
-        /// The backup's name for the part, and the live part that holds the same content.
-        public var backup: String
-        public var live: String
-        public var partition: String
-        public var disk: String
+        var backupName: CompactPartName
+        var liveName: CompactPartName
+        var content: ContentHash?
+        var partitionName: InternedName
+        var diskName: InternedName
         public var bytes: Int64
-        public var identity: String?
+
+        /// The backup's name for the part, and the live part that holds the same content.
+        public var backup: String { backupName.string }
+        public var live: String { liveName.string }
+        public var partition: String { partitionName.string }
+        public var disk: String { diskName.string }
+        public var identity: String? { content?.string }
+
+        init(backup: CompactPartName, live: CompactPartName, partition: InternedName, disk: InternedName, bytes: Int64,
+             identity: ContentHash?) {
+            backupName = backup
+            liveName = live
+            partitionName = partition
+            diskName = disk
+            self.bytes = bytes
+            content = identity
+        }
+
+        enum CodingKeys: String, CodingKey { case backup, live, partition, disk, bytes, identity }
+
+        public init(from decoder: any Decoder) throws {
+            let values = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(backup: CompactPartName(try values.decode(String.self, forKey: .backup)),
+                      live: CompactPartName(try values.decode(String.self, forKey: .live)),
+                      partition: InternedName(try values.decode(String.self, forKey: .partition)),
+                      disk: InternedName(try values.decode(String.self, forKey: .disk)),
+                      bytes: try values.decode(Int64.self, forKey: .bytes),
+                      identity: try values.decodeIfPresent(String.self, forKey: .identity).map(ContentHash.init))
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var values = encoder.container(keyedBy: CodingKeys.self)
+            try values.encode(backup, forKey: .backup)
+            try values.encode(live, forKey: .live)
+            try values.encode(partition, forKey: .partition)
+            try values.encode(disk, forKey: .disk)
+            try values.encode(bytes, forKey: .bytes)
+            try values.encodeIfPresent(identity, forKey: .identity)
+        }
     }
 
     public struct Drift: Sendable, Codable, Equatable {

@@ -73,14 +73,17 @@ public enum Planner {
             }
             return plan
         }
-        var named: [(name: PartName, part: BackupTableState.Part)] = []
+        var named: [Named] = []
         named.reserveCapacity(backup.parts.count)
+        var diskKnown: [InternedName: Bool] = [:]
         for part in backup.parts {
-            guard let name = PartName(part.name) else {
+            guard let blocks = part.compactName.blocks ?? PartName(part.name).map({ (InternedName($0.partitionID), $0.minBlock, $0.maxBlock) }) else {
                 return refuse("the backup lists part '\(part.name)', which is not a valid part name")
             }
-            named.append((name, part))
-            guard live.disks[part.disk] != nil else {
+            named.append(Named(part: part, partition: blocks.partition, minBlock: blocks.minBlock, maxBlock: blocks.maxBlock))
+            let known = diskKnown[part.diskName] ?? (live.disks[part.disk] != nil)
+            diskKnown[part.diskName] = known
+            guard known else {
                 return refuse("part \(part.name) is on disk '\(part.disk)', which this server does not have")
             }
         }
@@ -113,9 +116,10 @@ public enum Planner {
 
         let useCRC = backup.parts.contains { $0.hash == nil }
         plan.identity = useCRC ? "checksums" : "hash_of_all_files"
-        let backupParts = named.sorted { $0.name < $1.name }
+        let ranks = PartitionRanks(named.map(\.partition) + (liveTable?.parts.map(\.partition) ?? []))
+        let backupParts = sortedByBlocks(named, ranks: ranks)
         if downloadAll {
-            plan.download = backupParts.map { action($0.part, partition: $0.name.partitionID, identity: identity($0.part, crc: useCRC)) }
+            plan.download = backupParts.map { action($0.part, partition: $0.partition, identity: identity($0.part, crc: useCRC)) }
             if !plan.recreate, let liveTable {
                 plan.drop = liveTable.parts.map {
                     .init(name: $0.name, partition: $0.partitionID, disk: $0.disk, bytes: $0.bytes,
@@ -123,8 +127,8 @@ public enum Planner {
                 }.sorted { $0.name < $1.name }
             }
         } else if let liveTable {
-            match(backupParts, liveTable.parts, useCRC: useCRC, into: &plan)
-            keepBackupOrder(backupParts, useCRC: useCRC, into: &plan)
+            let matched = match(backupParts, liveTable.parts, ranks: ranks, useCRC: useCRC, into: &plan)
+            keepBackupOrder(backupParts, matched, useCRC: useCRC, into: &plan)
         }
         let missing = plan.download.map(\.name).filter { backup.missingData.contains($0) }
         if !missing.isEmpty {
@@ -135,16 +139,47 @@ public enum Planner {
             plan.drift = drift(current: current, live: liveTable.parts)
         }
         if !plan.drop.isEmpty {
-            let held = Set(backupParts.map(\.name.partitionID))
-            plan.partitionsDropped = Set(plan.drop.map(\.partition).filter { !held.contains($0) }).sorted()
+            let held = Set(backupParts.map(\.partition))
+            plan.partitionsDropped = Set(plan.drop.map(\.partition).filter { !held.contains(InternedName($0)) }).sorted()
         }
         return plan
     }
 
-    /// A part's identity: partition id and content hash.
+    /// A part's identity: partition id and content hash. A part whose content is unknown gets
+    /// an identity of its own (`unmatched`: its index plus one), equal to no other.
     struct Identity: Hashable {
-        let partition: String
-        let content: String
+        let partition: InternedName
+        let content: ContentHash?
+        var unmatched = 0
+    }
+
+    /// A backup part with its parsed name.
+    struct Named {
+        let part: BackupTableState.Part
+        let partition: InternedName
+        let minBlock: Int64
+        let maxBlock: Int64
+    }
+
+    /// The order of a table's partition ids as strings, so that parts sort by integers.
+    struct PartitionRanks {
+        private var ranks: [InternedName: Int] = [:]
+
+        init(_ partitions: [InternedName]) {
+            let sorted = Set(partitions).map { ($0, $0.string) }.sorted { $0.1 < $1.1 }
+            for (rank, entry) in sorted.enumerated() { ranks[entry.0] = rank }
+        }
+
+        subscript(_ partition: InternedName) -> Int { ranks[partition] ?? 0 }
+    }
+
+    /// Partition, then min block, then max block, then name: the order parts are attached in
+    /// (as `PartName`'s, without formatting names).
+    static func sortedByBlocks(_ named: [Named], ranks: PartitionRanks) -> [Named] {
+        let keys = named.map { (ranks[$0.partition], $0.minBlock, $0.maxBlock) }
+        return named.indices.sorted { a, b in
+            keys[a] != keys[b] ? keys[a] < keys[b] : named[a].part.name < named[b].part.name
+        }.map { named[$0] }
     }
 
     /// Items grouped by identity, each group a queue in the items' order: `pop` hands out the
@@ -182,34 +217,44 @@ public enum Planner {
         }
     }
 
+    /// Live parts in block order and, per backup part (in `backupParts`' order), the index of
+    /// the live part that holds its content, or nil.
+    struct Matched {
+        let live: [LiveState.Part]
+        let liveMinBlocks: [Int64?]
+        let pairs: [Int?]
+    }
+
     /// Pairs parts with equal identity, counting duplicates; the rest are downloads and drops.
-    private static func match(_ backupParts: [(name: PartName, part: BackupTableState.Part)], _ liveParts: [LiveState.Part], useCRC: Bool,
-                              into plan: inout TablePlan) {
+    private static func match(_ backupParts: [Named], _ liveParts: [LiveState.Part], ranks: PartitionRanks, useCRC: Bool,
+                              into plan: inout TablePlan) -> Matched {
         // Live parts in block order, so that parts of equal identity pair in the order both
         // sides hold them (which keepBackupOrder relies on).
-        let blocks = liveParts.map { PartName($0.name)?.minBlock ?? 0 }
-        let liveParts = liveParts.indices.sorted {
-            (liveParts[$0].partitionID, blocks[$0], $0) < (liveParts[$1].partitionID, blocks[$1], $1)
-        }.map { liveParts[$0] }
-        var live = IdentityQueues(liveParts.map { part in
-            let content = useCRC ? part.checksumsCRC.map { "crc64:\($0)" } : part.hash
-            return Identity(partition: part.partitionID, content: content ?? "unknown live \(part.name)")
+        let minBlocks = liveParts.map { $0.compactName.blocks?.minBlock ?? PartName($0.name)?.minBlock }
+        let keys = liveParts.indices.map { (ranks[liveParts[$0].partition], minBlocks[$0] ?? 0, $0) }
+        let order = liveParts.indices.sorted { keys[$0] < keys[$1] }
+        let liveParts = order.map { liveParts[$0] }
+        var live = IdentityQueues(liveParts.enumerated().map { index, part in
+            let content = useCRC ? part.checksumsCRC.map(ContentHash.crc64) : part.content
+            return Identity(partition: part.partition, content: content, unmatched: content == nil ? index + 1 : 0)
         })
-        plan.keep.reserveCapacity(backupParts.count)
-        for (name, part) in backupParts {
-            let content = identity(part, crc: useCRC)
-            if let index = live.pop(Identity(partition: name.partitionID, content: content ?? "unknown backup \(part.name)")) {
-                plan.keep.append(.init(backup: part.name, live: liveParts[index].name, bytes: part.bytes))
-            } else {
-                plan.download.append(action(part, partition: name.partitionID, identity: content))
+        var pairs: [Int?] = []
+        pairs.reserveCapacity(backupParts.count)
+        for named in backupParts {
+            let content = identity(named.part, crc: useCRC)
+            let index = content.flatMap { live.pop(Identity(partition: named.partition, content: $0)) }
+            pairs.append(index)
+            if index == nil {
+                plan.download.append(action(named.part, partition: named.partition, identity: content))
             }
         }
         for index in live.remaining {
             let part = liveParts[index]
             plan.drop.append(.init(name: part.name, partition: part.partitionID, disk: part.disk, bytes: part.bytes,
-                                   identity: useCRC ? part.checksumsCRC.map { "crc64:\($0)" } : part.hash))
+                                   identity: (useCRC ? part.checksumsCRC.map(ContentHash.crc64) : part.content)?.string))
         }
         plan.drop.sort { $0.name < $1.name }
+        return Matched(live: liveParts, liveMinBlocks: order.map { minBlocks[$0] }, pairs: pairs)
     }
 
     /// Block order: ATTACH gives a part a block number above every part of the table, so a kept
@@ -219,35 +264,42 @@ public enum Planner {
     /// order; a local rename). A kept part whose live name is also the name of a part to
     /// download (both would need `detached/<name>`) is downloaded instead, and its live part
     /// dropped.
-    static func keepBackupOrder(_ backupParts: [(name: PartName, part: BackupTableState.Part)], useCRC: Bool,
-                                into plan: inout TablePlan) {
-        guard !plan.keep.isEmpty else { return }
-        let keptByBackup = Dictionary(plan.keep.map { ($0.backup, $0) }, uniquingKeysWith: { a, _ in a })
-        var keep: [TablePlan.Kept] = []
-        var partition: String?
+    static func keepBackupOrder(_ backupParts: [Named], _ matched: Matched, useCRC: Bool, into plan: inout TablePlan) {
+        // First which parts stay, then the lists at their exact sizes (most of a plan is kept).
+        var stays = [Bool](repeating: false, count: backupParts.count)
+        var partition: InternedName?
         var inPlace = true
         var lastLiveBlock = Int64.min
-        for (name, part) in backupParts {
-            if name.partitionID != partition {
-                partition = name.partitionID
+        for (index, named) in backupParts.enumerated() {
+            if named.partition != partition {
+                partition = named.partition
                 inPlace = true
                 lastLiveBlock = Int64.min
             }
-            guard let kept = keptByBackup[part.name] else {
+            guard let liveIndex = matched.pairs[index] else {
                 inPlace = false  // a part to download: everything after it in the partition is attached after it
                 continue
             }
-            let liveBlock = PartName(kept.live)?.minBlock ?? Int64.max
-            if inPlace && liveBlock > lastLiveBlock {
-                lastLiveBlock = liveBlock
-                keep.append(kept)
-                continue
-            }
-            inPlace = false
-            plan.resequence.append(.init(backup: part.name, live: kept.live, partition: name.partitionID,
-                                         disk: part.disk, bytes: part.bytes, identity: identity(part, crc: useCRC)))
+            let liveBlock = matched.liveMinBlocks[liveIndex] ?? Int64.max
+            stays[index] = inPlace && liveBlock > lastLiveBlock
+            if stays[index] { lastLiveBlock = liveBlock } else { inPlace = false }
         }
-        plan.keep = keep
+        let kept = stays.count { $0 }
+        plan.keep = []
+        plan.keep.reserveCapacity(kept)
+        plan.resequence.reserveCapacity(matched.pairs.count { $0 != nil } - kept)
+        for (index, named) in backupParts.enumerated() {
+            guard let liveIndex = matched.pairs[index] else { continue }
+            let live = matched.live[liveIndex].compactName
+            if stays[index] {
+                plan.keep.append(.init(backup: named.part.compactName, live: live, bytes: named.part.bytes))
+            } else {
+                plan.resequence.append(.init(backup: named.part.compactName, live: live, partition: named.partition,
+                                             disk: named.part.diskName, bytes: named.part.bytes,
+                                             identity: identity(named.part, crc: useCRC)))
+            }
+        }
+        guard !plan.resequence.isEmpty else { return }
         // Every name that needs detached/ must be distinct: a re-sequenced part whose live name
         // is a download's is downloaded instead (and its live part dropped), which adds its
         // backup name to the downloads; repeated until no name is needed twice.
@@ -268,21 +320,24 @@ public enum Planner {
         }
     }
 
-    private static func identity(_ part: BackupTableState.Part, crc: Bool) -> String? {
-        crc ? part.checksumsCRC.map { "crc64:\($0)" } : part.hash
+    private static func identity(_ part: BackupTableState.Part, crc: Bool) -> ContentHash? {
+        crc ? part.checksumsCRC.map(ContentHash.crc64) : part.content
     }
 
-    private static func action(_ part: BackupTableState.Part, partition: String, identity: String?) -> TablePlan.PartAction {
-        .init(name: part.name, partition: partition, disk: part.disk, bytes: part.bytes, identity: identity)
+    private static func action(_ part: BackupTableState.Part, partition: InternedName, identity: ContentHash?)
+        -> TablePlan.PartAction
+    {
+        .init(name: part.name, partition: partition.string, disk: part.disk, bytes: part.bytes, identity: identity?.string)
     }
 
     /// Multiset difference by (partition, hash) between the parts live at backup time and now.
     private static func drift(current: [BackupTableState.Part], live: [LiveState.Part]) -> TablePlan.Drift {
         var then = IdentityQueues(current.map {
-            Identity(partition: PartName($0.name)?.partitionID ?? "", content: $0.hash ?? "?" + $0.name)
+            Identity(partition: $0.compactName.blocks?.partition ?? InternedName(PartName($0.name)?.partitionID ?? ""),
+                     content: $0.content ?? .text("?" + $0.name))
         })
         var added: [String] = []
-        for part in live where then.pop(Identity(partition: part.partitionID, content: part.hash)) == nil {
+        for part in live where then.pop(Identity(partition: part.partition, content: part.content)) == nil {
             added.append(part.name)
         }
         return .init(added: added.sorted(), gone: then.remaining.map { current[$0].name }.sorted())

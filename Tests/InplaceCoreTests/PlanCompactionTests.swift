@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+
+@testable import InplaceCore
+
+/// The planner holds parts compactly (names parsed into numbers, partition and disk names
+/// interned, hashes as two integers): nothing of that may change a plan. The golden JSON in
+/// PlanCompactionGolden.swift was printed by the planner before compaction (commit 9abe84a),
+/// for a fixture made of the cases compaction could get wrong.
+@Suite("Compact part records")
+struct PlanCompactionTests {
+    static let query = "CREATE TABLE db.t (`d` Date, `id` UInt64) ENGINE = MergeTree PARTITION BY toYYYYMM(d) ORDER BY id"
+    static let hashA = "0123456789abcdef0123456789abcdef"
+    static let hashB = "fedcba9876543210fedcba9876543210"
+    static let hashC = "00000000000000000000000000000001"
+    static let upper = "0123456789ABCDEF0123456789ABCDEF"
+    static let longPartition = "e4b6ac1c5d8f4f2aa1c3b2d4e5f60718"
+
+    static func bpart(_ name: String, _ hash: String?, crc: UInt64? = nil, disk: String = "default", bytes: Int64 = 100)
+        -> BackupTableState.Part
+    {
+        .init(name: name, disk: disk, hash: hash, checksumsCRC: crc, bytes: bytes)
+    }
+
+    static func lpart(_ name: String, _ partition: String, _ hash: String, crc: UInt64? = nil, disk: String = "default",
+                      bytes: Int64 = 100) -> LiveState.Part {
+        .init(name: name, partitionID: partition, disk: disk, hash: hash, checksumsCRC: crc, bytes: bytes)
+    }
+
+    /// Odd partition ids (with `_` and `-`, 32 characters), two disks, equal hashes in different
+    /// partitions, duplicate identities on both sides, names compaction must keep as text
+    /// (leading zeros, a span beyond 32 bits, a data version below the min block), hashes that
+    /// are not 32 lower-case hex digits, CRC-64 identities, invalid names and missing data.
+    static func fixture() -> (backup: [BackupTableState], live: LiveState) {
+        let hashed = [
+            bpart("a_b_1_1_0", hashA), bpart("a_b_2_2_0", hashA), bpart("a_b_3_3_1", hashB, disk: "fast", bytes: 7),
+            bpart("2024-01_4_4_0", hashA), bpart("2024-01_5_9_2_17", hashC, disk: "fast"),
+            bpart("\(longPartition)_1_1_0", upper), bpart("\(longPartition)_2_2_0", "abc"),
+            bpart("202401_01_1_0", hashB), bpart("202401_2_99999999999_3", hashC, bytes: 1 << 40),
+            bpart("202401_20_20_0_3", hashA), bpart("202402_1_1_0", hashB), bpart("202402_2_2_0", hashC),
+        ]
+        let hashedLive = [
+            lpart("a_b_7_7_0", "a_b", hashA), lpart("a_b_8_8_0", "a_b", hashB, disk: "fast"),
+            lpart("2024-01_1_1_0", "2024-01", hashA), lpart("2024-01_2_2_0", "2024-01", hashA),
+            lpart("\(longPartition)_5_5_0", longPartition, upper), lpart("\(longPartition)_6_6_0", longPartition, "ABC"),
+            lpart("202401_01_1_0", "202401", hashB), lpart("202401_100000000000_100000000000_0", "202401", hashC),
+            lpart("202401_21_21_0", "202401", hashA), lpart("202402_3_3_0", "202402", hashC),
+            lpart("202402_4_4_0", "202402", hashB), lpart("202403_1_1_0", "202403", hashA, disk: "fast"),
+        ]
+        let crcParts = [
+            bpart("all_1_1_0", hashA, crc: 11), bpart("all_2_2_0", nil, crc: 22), bpart("all_3_3_0", nil, crc: 11),
+            bpart("all_4_4_0", nil, crc: nil), bpart("all_5_5_0", hashB, crc: 33, disk: "fast"),
+        ]
+        let crcLive = [
+            lpart("all_6_6_0", "all", hashA, crc: 11), lpart("all_7_7_0", "all", hashB, crc: 33, disk: "fast"),
+            lpart("all_8_8_0", "all", "zz", crc: nil), lpart("all_9_9_0", "all", hashC, crc: 22),
+        ]
+        let current = [bpart("a_b_7_7_0", hashA), bpart("a_b_5_5_0", hashB), bpart("2024-01_1_1_0", hashA),
+                       bpart("weird", nil)]
+        let backup = [
+            BackupTableState(database: "db", table: "hashed", query: query, parts: hashed, currentParts: current),
+            BackupTableState(database: "db", table: "crc", query: query, parts: crcParts),
+            BackupTableState(database: "db", table: "invalid", query: query, parts: [bpart("all_1_1_0", hashA), bpart("bad/name", hashA)]),
+            BackupTableState(database: "db", table: "missing", query: query, parts: [bpart("all_1_1_0", hashA)],
+                             missingData: ["all_1_1_0"]),
+            BackupTableState(database: "new", table: "created", query: query,
+                             parts: [bpart("all_2_2_0", hashB, disk: "fast"), bpart("all_1_1_0", hashA)]),
+        ]
+        let live = LiveState(
+            databases: ["db": "Atomic"],
+            tables: [TableKey("db", "hashed"): .init(engine: "MergeTree", createQuery: query, parts: hashedLive),
+                     TableKey("db", "crc"): .init(engine: "MergeTree", createQuery: query, parts: crcLive),
+                     TableKey("db", "invalid"): .init(engine: "MergeTree", createQuery: query, parts: []),
+                     TableKey("db", "missing"): .init(engine: "MergeTree", createQuery: query, parts: [])],
+            disks: ["default": 1 << 50, "fast": 1 << 50])
+        return (backup, live)
+    }
+
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    @Test("the fixture's plan and its --json report are byte for byte what the planner printed before compaction")
+    func sameJSONAsBeforeCompaction() throws {
+        let (backup, live) = Self.fixture()
+        let plan = Planner.plan(backup: backup, live: live)
+        let journaled = try Self.json(plan)
+        let report = try Self.json(PlanReport.json(plan, backup: "b", source: .local, threeWay: true))
+        #expect(journaled == PlanCompactionGolden.plan)
+        #expect(report == PlanCompactionGolden.report)
+        // What the journal stores decodes to the same plan, which encodes to the same bytes.
+        let decoded = try JSONDecoder().decode(RestorePlan.self, from: Data(journaled.utf8))
+        #expect(decoded == plan)
+        #expect(try Self.json(decoded) == journaled)
+    }
+
+    @Test("the same plan with --drop-first, --full and options that read every part record")
+    func sameJSONWithOtherOptions() throws {
+        let (backup, live) = Self.fixture()
+        let plan = Planner.plan(backup: backup, live: live, options: PlanOptions(full: true, dropFirst: true))
+        #expect(try Self.json(plan) == PlanCompactionGolden.fullDropFirst)
+    }
+}
+
