@@ -2,7 +2,7 @@
 """The figures of tools/bench-restore, from what its runs left in WORK: summaries (NAME.json),
 debug logs with `timing` marks (NAME.log), wall times (NAME.wall), peak RSS (NAME.rss), the
 engine's statement time (NAME.engine) and journals (NAME.sqlite). Usage: WORK ROUNDS PARTS."""
-import datetime, json, re, sqlite3, statistics, sys
+import datetime, json, os, re, sqlite3, statistics, sys
 
 work, rounds, parts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 load = lambda name: json.load(open(f"{work}/{name}.json"))
@@ -115,6 +115,7 @@ if parts > 0:
         "journal_seconds": round(jc["journal_seconds"], 3), "journal_share": round(jc["journal_seconds"] / (t1 - t0), 4),
         "journal_cpu_seconds": round(jc["journal_cpu_seconds"], 3),
         "journal_cpu_share": round(jc["journal_cpu_seconds"] / (t1 - t0), 4),
+        "metrics_file_interval_seconds": float(os.environ.get("BENCH_METRICS_INTERVAL", "5")),
         "metrics_file_seconds": round(jc["metrics_seconds"], 4),
         "metrics_file_share": round(jc["metrics_seconds"] / (t1 - t0), 5),
         "metrics_file_cpu_seconds": round(jc["metrics_cpu_seconds"], 4),
