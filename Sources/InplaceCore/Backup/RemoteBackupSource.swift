@@ -184,22 +184,29 @@ public struct RemoteBackupSource: BackupSource {
         return byPart
     }
 
+    /// Starts the listing of the shadow folder.
+    public func prepareMissingParts() { _ = shadowListing() }
+
     /// `<enc db>/<enc table>` -> what is under that table's shadow folder: archive names, and
     /// `<disk>/<part>/` for folders of the directory format. One listing of `NAME/shadow/`, made
     /// once however many tables ask at the same time (the planner checks several at once), kept.
     private func shadowIndex() async throws -> [String: Set<String>] {
-        let listing = cache.shadowIndex.withLock { task in
-            if let task { return task }
-            let started = Task { [store, name] in try await Self.listShadow(store: store, backup: name) }
-            task = started
-            return started
-        }
+        let listing = shadowListing()
         do {
             return try await listing.value
         } catch {
             // A failed listing is not kept: the next caller asks S3 again.
             cache.shadowIndex.withLock { if $0 == listing { $0 = nil } }
             throw error
+        }
+    }
+
+    private func shadowListing() -> Task<[String: Set<String>], any Error> {
+        cache.shadowIndex.withLock { task in
+            if let task { return task }
+            let started = Task { [store, name] in try await Self.listShadow(store: store, backup: name) }
+            task = started
+            return started
         }
     }
 
