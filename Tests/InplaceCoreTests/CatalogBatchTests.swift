@@ -18,15 +18,16 @@ struct CatalogBatchTests {
 
     @Test("parts and mutations of 3,000 tables named at once: the test bed's 64 KiB URL limit is not hit")
     func manyTablesInOnePlan() async throws {
-        let bed = try TestBed.load()
-        let ch = try bed.clickHouse()
+        let ch = try TestBed.load().clickHouse()
         let db = TestBed.uniqueName("it_batch")
-        try await ch.execute("CREATE DATABASE \(ClickHouseSQL.identifier(db))")
+        let table = ClickHouseSQL.identifier(db) + ".t"
         defer { Task { try? await ch.execute("DROP DATABASE IF EXISTS \(ClickHouseSQL.identifier(db)) SYNC") } }
-        try await ch.execute("CREATE TABLE \(ClickHouseSQL.identifier(db)).t (id UInt64) ENGINE = MergeTree ORDER BY id")
-        try await ch.execute("SYSTEM STOP MERGES \(ClickHouseSQL.identifier(db)).t")
-        try await ch.execute("INSERT INTO \(ClickHouseSQL.identifier(db)).t VALUES (1)")
-        try await ch.execute("INSERT INTO \(ClickHouseSQL.identifier(db)).t VALUES (2)")
+        for statement in [
+            "CREATE DATABASE \(ClickHouseSQL.identifier(db))", "CREATE TABLE \(table) (id UInt64) ENGINE = MergeTree ORDER BY id",
+            "SYSTEM STOP MERGES \(table)", "INSERT INTO \(table) VALUES (1)", "INSERT INTO \(table) VALUES (2)",
+        ] {
+            try await ch.execute(statement)
+        }
         // 3,000 names of about 40 characters: about 150 KB once percent-encoded in the URL.
         let absent = (0..<3000).map { (database: db, table: "a_table_that_is_not_there_number_\($0)") }
         let catalog = ClickHouseCatalog(client: ch)
