@@ -24,6 +24,9 @@ public protocol BackupSource: Sendable {
     /// Names of the parts `table` lists whose data is not in the backup (or its required chain).
     /// Checked before anything is dropped from the table.
     func missingParts(_ table: TableMetadata) async throws -> Set<String>
+    /// Starts in the background what `missingParts` will need for every table (remote: the one
+    /// listing of the shadow folder), so that it overlaps reading the tables' JSON.
+    func prepareMissingParts()
     /// The backup's own name of a table this source lists (they differ under a mapping):
     /// `--tables` and `skip_tables` match it, as in clickhouse-backup.
     func backupName(database: String, table: String) -> TableKey
@@ -31,6 +34,7 @@ public protocol BackupSource: Sendable {
 
 extension BackupSource {
     public func backupName(database: String, table: String) -> TableKey { TableKey(database, table) }
+    public func prepareMissingParts() {}
 }
 
 public struct FetchedPart: Sendable, Equatable {

@@ -184,25 +184,39 @@ public struct RemoteBackupSource: BackupSource {
         return byPart
     }
 
+    /// Starts the listing of the shadow folder.
+    public func prepareMissingParts() { _ = shadowListing() }
+
     /// `<enc db>/<enc table>` -> what is under that table's shadow folder: archive names, and
-    /// `<disk>/<part>/` for folders of the directory format. One listing of `NAME/shadow/`, kept.
+    /// `<disk>/<part>/` for folders of the directory format. One listing of `NAME/shadow/`, made
+    /// once however many tables ask at the same time (the planner checks several at once), kept.
     private func shadowIndex() async throws -> [String: Set<String>] {
-        if let cached = cache.shadowIndex.withLock({ $0 }) { return cached }
-        let prefix = store.key(name, "shadow/")
-        var index: [String: Set<String>] = [:]
-        try await store.s3.list(prefix: prefix) { page in
-            for object in page.objects {
-                let parts = object.key.dropFirst(prefix.count).split(separator: "/", maxSplits: 2,
-                                                                      omittingEmptySubsequences: false)
-                guard parts.count == 3 else { continue }
-                let rest = parts[2]
-                let components = rest.split(separator: "/", omittingEmptySubsequences: false)
-                let entry = components.count >= 3 ? components[0] + "/" + components[1] + "/" : String(rest)
-                index[parts[0] + "/" + parts[1], default: []].insert(String(entry))
-            }
+        let listing = shadowListing()
+        do {
+            return try await listing.value
+        } catch {
+            // A failed listing is not kept: the next caller asks S3 again.
+            cache.shadowIndex.withLock { if $0 == listing { $0 = nil } }
+            throw error
         }
-        cache.shadowIndex.withLock { $0 = index }
-        return index
+    }
+
+    private func shadowListing() -> Task<[String: Set<String>], any Error> {
+        cache.shadowIndex.withLock { task in
+            if let task { return task }
+            let started = Task { [store, name] in try await Self.listShadow(store: store, backup: name) }
+            task = started
+            return started
+        }
+    }
+
+    private static func listShadow(store: RemoteBackupStore, backup: String) async throws -> [String: Set<String>] {
+        let prefix = store.key(backup, "shadow/")
+        var builder = ShadowIndexBuilder(prefixLength: prefix.utf8.count)
+        try await store.s3.list(prefix: prefix) { page in
+            for object in page.objects { builder.add(object.key) }
+        }
+        return builder.finish()
     }
 
     private func fetchFromArchives(_ table: TableMetadata, shadow: String, disk: String, part: String,
@@ -262,5 +276,57 @@ public struct RemoteBackupSource: BackupSource {
 private final class MetadataCache: Sendable {
     let backup = Mutex<BackupMetadata?>(nil)
     let tables = Mutex<[String: TableMetadata]>([:])
-    let shadowIndex = Mutex<[String: Set<String>]?>(nil)
+    let shadowIndex = Mutex<Task<[String: Set<String>], any Error>?>(nil)
+}
+
+/// Builds the shadow index from listed keys `<prefix><enc db>/<enc table>/<rest>`, over their
+/// UTF-8 bytes: a listing comes sorted, so the keys of one table follow each other and the
+/// table's name is compared with the previous key's, not looked up per key.
+struct ShadowIndexBuilder {
+    let prefixLength: Int
+    private(set) var index: [String: Set<String>] = [:]
+    private var table: [UInt8] = []
+    private var entries: Set<String> = []
+
+    init(prefixLength: Int) { self.prefixLength = prefixLength }
+
+    /// `<rest>` is kept as it is for an archive, as `<disk>/<part>/` for a file under a part's
+    /// folder (`<disk>/<part>/<file...>`); a key not under a table's folder is ignored.
+    mutating func add(_ key: String) {
+        var key = key
+        key.withUTF8 { bytes in
+            let slash = UInt8(ascii: "/")
+            guard bytes.count > prefixLength,
+                  let database = bytes[prefixLength...].firstIndex(of: slash),
+                  let tableEnd = bytes[(database + 1)...].firstIndex(of: slash)
+            else { return }
+            let rest = bytes[(tableEnd + 1)...]
+            var entry = rest
+            if let disk = rest.firstIndex(of: slash), let part = rest[(disk + 1)...].firstIndex(of: slash) {
+                entry = rest[..<(part + 1)]
+            }
+            let name = bytes[prefixLength..<tableEnd]
+            if !name.elementsEqual(table) {
+                flush()
+                table = Array(name)
+            }
+            entries.insert(String(decoding: entry, as: UTF8.self))
+        }
+    }
+
+    mutating func finish() -> [String: Set<String>] {
+        flush()
+        return index
+    }
+
+    private mutating func flush() {
+        guard !table.isEmpty else { return }
+        let name = String(decoding: table, as: UTF8.self)
+        if index[name] == nil {
+            index[name] = entries
+        } else {
+            index[name]!.formUnion(entries)
+        }
+        entries = []
+    }
 }

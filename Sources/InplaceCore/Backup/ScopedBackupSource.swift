@@ -96,6 +96,8 @@ public struct ScopedBackupSource: BackupSource {
         named.table = original.table
         return try await base.missingParts(named)
     }
+
+    public func prepareMissingParts() { base.prepareMissingParts() }
 }
 
 extension TableMetadata {

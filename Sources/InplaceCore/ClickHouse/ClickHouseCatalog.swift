@@ -90,22 +90,24 @@ public struct ClickHouseCatalog: Sendable {
         ).map(\.table)
     }
 
-    /// Parts of the given tables (all of them in one query); `activeOnly` false adds parts that
-    /// merges have replaced but ClickHouse has not removed yet.
+    /// Parts of the given tables (one query per `batches` of them); `activeOnly` false adds parts
+    /// that merges have replaced but ClickHouse has not removed yet.
     public func parts(of tables: [(database: String, table: String)], activeOnly: Bool = true)
         async throws(ClickHouseError) -> [Part]
     {
-        guard !tables.isEmpty else { return [] }
-        let keys = Self.tupleLiteral(tables)
-        return try await client.tsvRows(
-            """
-            SELECT database, table, name, partition_id, disk_name, path, lower(hash_of_all_files),
-                   rows, bytes_on_disk, active, min_block_number, max_block_number, level
-            FROM system.parts
-            WHERE (database, table) IN {keys:Array(Tuple(String, String))}\(activeOnly ? " AND active" : "")
-            ORDER BY database, table, partition_id, min_block_number, name
-            """, as: PartRow.self, parameters: ["keys": keys]
-        ).map(\.part)
+        var parts: [Part] = []
+        for keys in Self.batches(tables) {
+            parts += try await client.tsvRows(
+                """
+                SELECT database, table, name, partition_id, disk_name, path, lower(hash_of_all_files),
+                       rows, bytes_on_disk, active, min_block_number, max_block_number, level
+                FROM system.parts
+                WHERE (database, table) IN {keys:Array(Tuple(String, String))}\(activeOnly ? " AND active" : "")
+                ORDER BY database, table, partition_id, min_block_number, name
+                """, as: PartRow.self, parameters: ["keys": keys]
+            ).map(\.part)
+        }
+        return parts
     }
 
     /// An unfinished mutation (`system.mutations`, `is_done = 0`).
@@ -116,19 +118,43 @@ public struct ClickHouseCatalog: Sendable {
         public var command: String
     }
 
-    /// Unfinished mutations of the given tables (all of them in one query: system.mutations
+    /// Unfinished mutations of the given tables (one query per `batches` of them: system.mutations
     /// reads every table's mutations whatever the filter), oldest first per table.
     public func unfinishedMutations(of tables: [(database: String, table: String)])
         async throws(ClickHouseError) -> [Mutation]
     {
-        guard !tables.isEmpty else { return [] }
-        return try await client.tsvRows(
-            """
-            SELECT database, table, mutation_id, command FROM system.mutations
-            WHERE is_done = 0 AND (database, table) IN {keys:Array(Tuple(String, String))}
-            ORDER BY database, table, create_time, mutation_id
-            """, as: MutationRow.self, parameters: ["keys": Self.tupleLiteral(tables)]
-        ).map(\.mutation)
+        var mutations: [Mutation] = []
+        for keys in Self.batches(tables) {
+            mutations += try await client.tsvRows(
+                """
+                SELECT database, table, mutation_id, command FROM system.mutations
+                WHERE is_done = 0 AND (database, table) IN {keys:Array(Tuple(String, String))}
+                ORDER BY database, table, create_time, mutation_id
+                """, as: MutationRow.self, parameters: ["keys": keys]
+            ).map(\.mutation)
+        }
+        return mutations
+    }
+
+    /// The tables as `tupleLiteral`s of at most about `limit` characters each: a parameter travels
+    /// in the URL, which servers cap (ClickHouse's `http_max_uri_size`, 1 MiB by default; 64 KiB
+    /// for Python's http.server), and 10,000 tables' names overflow the smaller.
+    static func batches(_ tables: [(database: String, table: String)], limit: Int = 8192) -> [String] {
+        var literals: [String] = []
+        var batch: [(database: String, table: String)] = []
+        var length = 0
+        for table in tables {
+            let size = table.database.utf8.count + table.table.utf8.count + 8
+            if !batch.isEmpty, length + size > limit {
+                literals.append(tupleLiteral(batch))
+                batch.removeAll(keepingCapacity: true)
+                length = 0
+            }
+            batch.append(table)
+            length += size
+        }
+        if !batch.isEmpty { literals.append(tupleLiteral(batch)) }
+        return literals
     }
 
     /// A ClickHouse array literal of (database, table) tuples, for an `Array(Tuple(String, String))` parameter.

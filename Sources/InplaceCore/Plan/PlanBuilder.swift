@@ -6,7 +6,8 @@ import Logging
 /// 1. Check the server's version before anything else.
 /// 2. Read the backup's metadata and the selected tables' JSON (several at once).
 /// 3. Check that the data of every listed part is in the backup (local: the part folders;
-///    remote: one listing of the backup's shadow folder).
+///    remote: one listing of the backup's shadow folder, started before step 2 and made while
+///    it runs).
 /// 4. Read the live state with five queries for the whole run: disks, databases, tables, parts
 ///    and unfinished mutations.
 /// 5. For tables whose backup has no `hash_of_all_files`, read the CRC-64 of each live part's
@@ -61,10 +62,12 @@ public struct PlanBuilder: Sendable {
                               "--tables '\(request.tables.patterns.joined(separator: ","))' matches no table in backup \(source.name); nothing to do")
         }
         logger.info("planning \(titles.count) table(s) from backup \(source.name) (\(source.location.rawValue))")
-        let loaded = try await concurrentMap(titles, width: request.concurrency) { title in
-            let table = try await source.tableMetadata(database: title.database, table: title.table)
-            return (table, try await source.missingParts(table))
+        source.prepareMissingParts()
+        let tables = try await concurrentMap(titles, width: request.concurrency) { title in
+            try await source.tableMetadata(database: title.database, table: title.table)
         }
+        let missing = try await concurrentMap(tables, width: request.concurrency) { try await source.missingParts($0) }
+        let loaded = Array(zip(tables, missing))
         var options = request.options
         options.downloadsUseSpace = source.location == .remote
 

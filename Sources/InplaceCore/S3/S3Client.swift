@@ -157,20 +157,14 @@ public final class S3Client: Sendable {
             if let delimiter { query.append(("delimiter", delimiter)) }
             if let token { query.append(("continuation-token", token)) }
             let response = try await send(method: "GET", key: "", query: query)
-            guard let root = S3XMLElement.parse(response.body), root.name == "ListBucketResult" else {
-                throw S3Error(kind: .badResponse, code: "BadResponse", message: "ListObjectsV2 answer is not a ListBucketResult",
+            guard let answer = S3ListingParser.parse(response.body) else {
+                throw S3Error(kind: .badResponse, code: "BadResponse", message: "ListObjectsV2 answer is not a well-formed ListBucketResult",
                               bucket: config.bucket, key: prefix)
             }
-            let objects = root.all("Contents").map { element in
-                S3ObjectInfo(key: element.value("Key") ?? "", size: Int64(element.value("Size") ?? "") ?? 0,
-                             etag: unquote(element.value("ETag") ?? ""),
-                             lastModified: element.value("LastModified").flatMap(parseDate))
-            }
-            let prefixes = root.all("CommonPrefixes").compactMap { $0.value("Prefix") }
-            try page(ListPage(objects: objects, commonPrefixes: prefixes))
+            try page(answer.page)
             token = nil
-            if root.value("IsTruncated") == "true" {
-                guard let next = root.value("NextContinuationToken"), !next.isEmpty else {
+            if answer.isTruncated {
+                guard let next = answer.nextContinuationToken, !next.isEmpty else {
                     throw S3Error(kind: .badResponse, code: "BadResponse",
                                   message: "ListObjectsV2 said the listing is truncated but gave no continuation token",
                                   bucket: config.bucket, key: prefix)
@@ -300,58 +294,61 @@ func unquote(_ text: String) -> String {
 /// formatter (ICU, set up per call) cost 4 ms of CPU each.
 public func parseDate(_ text: String) -> Date? {
     var text = text
-    return text.withUTF8 { bytes -> Date? in
-        func number(_ from: Int, _ count: Int) -> Int? {
-            guard from + count <= bytes.count else { return nil }
-            var value = 0
-            for index in from..<(from + count) {
-                let digit = Int(bytes[index]) - 48
-                guard (0...9).contains(digit) else { return nil }
-                value = value * 10 + digit
-            }
-            return value
+    return text.withUTF8(parseDate(utf8:))
+}
+
+/// `parseDate` over the UTF-8 bytes of the text.
+func parseDate(utf8 bytes: UnsafeBufferPointer<UInt8>) -> Date? {
+    func number(_ from: Int, _ count: Int) -> Int? {
+        guard from + count <= bytes.count else { return nil }
+        var value = 0
+        for index in from..<(from + count) {
+            let digit = Int(bytes[index]) - 48
+            guard (0...9).contains(digit) else { return nil }
+            value = value * 10 + digit
         }
-        func byte(_ index: Int) -> UInt8? { index < bytes.count ? bytes[index] : nil }
-        guard let year = number(0, 4), byte(4) == 0x2D, let month = number(5, 2), byte(7) == 0x2D,
-              let day = number(8, 2), byte(10) == 0x54 || byte(10) == 0x74, let hour = number(11, 2),
-              byte(13) == 0x3A, let minute = number(14, 2), byte(16) == 0x3A, let second = number(17, 2),
-              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
-        else { return nil }
-        var index = 19
-        var fraction = 0.0
-        if byte(index) == 0x2E {
-            var scale = 0.1
-            index += 1
-            let start = index
-            while let digit = byte(index), (0x30...0x39).contains(digit) {
-                fraction += Double(digit - 0x30) * scale
-                scale /= 10
-                index += 1
-            }
-            guard index > start else { return nil }
-        }
-        var offset = 0
-        switch byte(index) {
-        case 0x5A, 0x7A:  // Z
-            index += 1
-        case 0x2B, 0x2D:  // +hh:mm, -hh:mm
-            guard let hours = number(index + 1, 2), byte(index + 3) == 0x3A, let minutes = number(index + 4, 2) else { return nil }
-            offset = (hours * 60 + minutes) * 60 * (byte(index) == 0x2D ? -1 : 1)
-            index += 6
-        default:
-            return nil
-        }
-        guard index == bytes.count else { return nil }
-        // Days since 1970-01-01 in the proleptic Gregorian calendar, from a year that starts in March.
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        let days = era * 146_097 + dayOfEra - 719_468
-        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
-        return Date(timeIntervalSince1970: Double(seconds) + fraction)
+        return value
     }
+    func byte(_ index: Int) -> UInt8? { index < bytes.count ? bytes[index] : nil }
+    guard let year = number(0, 4), byte(4) == 0x2D, let month = number(5, 2), byte(7) == 0x2D,
+          let day = number(8, 2), byte(10) == 0x54 || byte(10) == 0x74, let hour = number(11, 2),
+          byte(13) == 0x3A, let minute = number(14, 2), byte(16) == 0x3A, let second = number(17, 2),
+          (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+    else { return nil }
+    var index = 19
+    var fraction = 0.0
+    if byte(index) == 0x2E {
+        var scale = 0.1
+        index += 1
+        let start = index
+        while let digit = byte(index), (0x30...0x39).contains(digit) {
+            fraction += Double(digit - 0x30) * scale
+            scale /= 10
+            index += 1
+        }
+        guard index > start else { return nil }
+    }
+    var offset = 0
+    switch byte(index) {
+    case 0x5A, 0x7A:  // Z
+        index += 1
+    case 0x2B, 0x2D:  // +hh:mm, -hh:mm
+        guard let hours = number(index + 1, 2), byte(index + 3) == 0x3A, let minutes = number(index + 4, 2) else { return nil }
+        offset = (hours * 60 + minutes) * 60 * (byte(index) == 0x2D ? -1 : 1)
+        index += 6
+    default:
+        return nil
+    }
+    guard index == bytes.count else { return nil }
+    // Days since 1970-01-01 in the proleptic Gregorian calendar, from a year that starts in March.
+    let y = month <= 2 ? year - 1 : year
+    let era = (y >= 0 ? y : y - 399) / 400
+    let yearOfEra = y - era * 400
+    let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+    let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+    let days = era * 146_097 + dayOfEra - 719_468
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
+    return Date(timeIntervalSince1970: Double(seconds) + fraction)
 }
 
 func parseHTTPDate(_ text: String) -> Date? {

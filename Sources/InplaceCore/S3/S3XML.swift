@@ -1,9 +1,5 @@
-import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
-
-/// A small element tree for S3's XML answers (listings, errors, multipart uploads).
+/// A small element tree for S3's XML answers (errors, multipart uploads), read with
+/// `S3XMLScanner`. Listings, the large answers, are read without a tree: `S3ListingParser`.
 final class S3XMLElement {
     let name: String
     var text = ""
@@ -15,34 +11,32 @@ final class S3XMLElement {
     func all(_ name: String) -> [S3XMLElement] { children.filter { $0.name == name } }
     func value(_ name: String) -> String? { child(name)?.text }
 
-    /// Parses `data`; nil when it is not XML.
+    /// Parses `data`; nil when it is not well-formed XML.
     static func parse(_ data: [UInt8]) -> S3XMLElement? {
-        let builder = Builder()
-        let parser = XMLParser(data: Data(data))
-        parser.delegate = builder
-        guard parser.parse(), let root = builder.root else { return nil }
-        return root
-    }
-
-    private final class Builder: NSObject, XMLParserDelegate {
-        var root: S3XMLElement?
-        var stack: [S3XMLElement] = []
-
-        func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
-                    qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]) {
-            let element = S3XMLElement(name: elementName)
-            stack.last?.children.append(element)
-            if root == nil { root = element }
-            stack.append(element)
-        }
-
-        func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?,
-                    qualifiedName qName: String?) {
-            _ = stack.popLast()
-        }
-
-        func parser(_ parser: XMLParser, foundCharacters string: String) {
-            stack.last?.text += string
+        data.withUnsafeBufferPointer { bytes in
+            var scanner = S3XMLScanner(bytes)
+            var root: S3XMLElement?
+            var stack: [S3XMLElement] = []
+            do {
+                while let event = try scanner.next() {
+                    switch event {
+                    case .start(let name):
+                        let element = S3XMLElement(name: scanner.string(name))
+                        stack.last?.children.append(element)
+                        if root == nil { root = element }
+                        stack.append(element)
+                    case .end:
+                        stack.removeLast()
+                    case .text(let range):
+                        stack.last?.text += try scanner.decodedString(range)
+                    case .cdata(let range):
+                        stack.last?.text += scanner.string(range)
+                    }
+                }
+            } catch {
+                return nil
+            }
+            return root
         }
     }
 }
