@@ -17,11 +17,7 @@ struct ResequenceBatchTests {
     let ch: ClickHouseClient
     let config: String
 
-    init() throws {
-        bed = try TestBed.load()
-        ch = try bed.clickHouse()
-        config = TestBed.envFile.replacingOccurrences(of: "/env", with: "/config.yml")
-    }
+    init() throws { (bed, ch, config) = try TestBed.clients() }
 
     static let parts = 5
 

@@ -280,8 +280,9 @@ private final class MetadataCache: Sendable {
 }
 
 /// Builds the shadow index from listed keys `<prefix><enc db>/<enc table>/<rest>`, over their
-/// UTF-8 bytes: a listing comes sorted, so the keys of one table follow each other and the
-/// table's name is compared with the previous key's, not looked up per key.
+/// UTF-8 bytes: in a listing the keys of one table follow each other, so the table's name is
+/// compared with the previous key's, not looked up per key. Not every store lists in strict key
+/// order (the test bed's SeaweedFS does not), so a table seen again is merged, not replaced.
 struct ShadowIndexBuilder {
     let prefixLength: Int
     private(set) var index: [String: Set<String>] = [:]

@@ -47,7 +47,7 @@ extension TableRestore {
                 }
                 if batch.count == 1 {
                     try await bringOne(item.pair, fetched: true, folder: folder, blocked: &blocked)
-                } else if try await !resequence(batch, folder: folder) {
+                } else if try await !resequence(batch) {
                     // Something went wrong: each step decided and run on its own, from what the
                     // journal recorded and what the table shows.
                     for (_, pair) in batch {

@@ -16,7 +16,7 @@ import Foundation
 /// caller runs each step on its own, from what the journal recorded and the table shows.
 extension TableRestore {
     /// Whether the batch ended with every part attached again and checked.
-    func resequence(_ batch: [(part: PartName, pair: BringPairs.Element)], folder: String) async throws -> Bool {
+    func resequence(_ batch: [(part: PartName, pair: BringPairs.Element)]) async throws -> Bool {
         let names = batch.map(\.part.name)
         // One query_id for each statement; a fallback waits for it to end before observing.
         let statement = queryID(batch[0].pair.first)
