@@ -17,7 +17,10 @@ as far as a client can see:
 - `GET /inplace/engine-time` (the test bed's own, not ClickHouse's; counts only, no
   credentials): the engine's execution time per statement kind (SELECT, ATTACH, CHECK, DROP,
   DETACH, SYSTEM, ...: ALTER counted by its partition command) since start, as JSON;
-  `?reset=1` starts the counters again. Benchmarks compare a restore's wall time with it.
+  `?reset=1` starts the counters again. Benchmarks compare a restore's wall time with it. Two
+  entries are not statements of the client's: `_session` (the USE and SET statements this server
+  runs around a request to apply its database and settings, and to undo them) and `_parse` (the
+  engine's parser classifying each request); both hold the engine as statements do.
 - Errors: body `Code: N. DB::Exception: ... (NAME) (version V)` and a newline, header
   `X-ClickHouse-Exception-Code`, HTTP status from ClickHouse's exceptionCodeToHTTPStatus.
 
@@ -289,6 +292,8 @@ class Engine:
             used_database = False
             set_names = []
             full_restore = keyword == "SET"
+            held = time.monotonic()
+            executed = 0.0
             try:
                 if database:
                     used_database = True
@@ -309,9 +314,8 @@ class Engine:
                 try:
                     return self.session.query(query, fmt, params=params)
                 finally:
-                    kind = statement_kind(query)
-                    count, seconds = self.spent.get(kind, (0, 0.0))
-                    self.spent[kind] = (count + 1, seconds + time.monotonic() - began)
+                    executed = time.monotonic() - began
+                    self._count(statement_kind(query), executed)
             finally:
                 try:
                     if used_database or keyword == "USE":
@@ -322,6 +326,13 @@ class Engine:
                         self._restore_settings(set_names)
                 except Exception as e:  # noqa: BLE001 - never leave a request's state behind silently
                     log(f"error: could not restore the session after a request: {e}")
+                # The statements this server adds around a request's (USE, SET and their undoing:
+                # a real server applies per-query settings without statements), counted apart.
+                self._count("_session", time.monotonic() - held - executed)
+
+    def _count(self, kind, seconds):
+        count, total = self.spent.get(kind, (0, 0.0))
+        self.spent[kind] = (count + 1, total + seconds)
 
     def close(self):
         with self.lock:
@@ -581,7 +592,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not query.strip():
             raise self._error("SYNTAX_ERROR", "Empty query")
         with engine.lock:
+            parsing = time.monotonic()
             query_class, statements = engine.classify_query(query)
+            engine._count("_parse", time.monotonic() - parsing)
         if statements > 1:
             raise self._error("SYNTAX_ERROR", f"Syntax error (Multi-statements are not allowed): the query holds {statements} statements")
         keyword = first_keyword(query)

@@ -259,7 +259,7 @@ do {
     case "journal-replay":
         // The journaling work of a finished restore, on its own: the run, each table's emitted
         // steps and every state change of its part steps are written to a new journal at PATH
-        // in the restore's own commits (a download's `started`; its `done` with its attach's
+        // in the restore's own commits (a download's `started` and `done` with its attach's
         // `started`; the attach's `done` held for the next write; a drop's `started`, `done`),
         // one after the other, with nothing else running.
         let rest = Array(arguments.dropFirst())
@@ -294,7 +294,9 @@ do {
             for (id, step) in zip(ids, table.steps) {
                 switch step.kind {
                 case .downloadPart:
-                    try await journal.transition(id, to: .started, countAttempt: true)
+                    // Held while fetching; the restore commits it before the rename into
+                    // detached/ unless a commit took it along (here: its attach's `started`).
+                    journal.hold(id, to: .started, countAttempt: true)
                     journal.hold(id, to: .done, detail: "\(step.bytes) bytes", path: step.path)
                     pendingDownload = id
                 case .attachPart:

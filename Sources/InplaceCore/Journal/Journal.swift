@@ -16,6 +16,10 @@ import Synchronization
 ///    next read: a download's rides with its attach's `started`, an attach's with the next
 ///    step's, two commits fewer per part. Only for steps whose effect resume finds by looking
 ///    (a download is complete once its folder is in detached/; an attach is counted live).
+/// 5. A download's `started` is held too while it fetches into its own staging folder (which
+///    resume removes, and nothing else reads), and committed before the part is renamed into
+///    detached/ (`flush()`): most often another step's commit has taken it along by then, so a
+///    part costs one commit, its attach's `started`.
 public actor Journal {
     public nonisolated let path: String
     /// Internal (not private) for the extensions in Journal+*.swift; nothing else touches it.
@@ -284,9 +288,11 @@ public actor Journal {
     /// Holds a transition for the journal's next write (see 4. above), without waiting for the
     /// journal: the caller's next journal call, whatever it is, commits it or reads after it.
     public nonisolated func hold(
-        _ event: Int64, to state: EventState, detail: String? = nil, newPart: String? = nil, path: String? = nil
+        _ event: Int64, to state: EventState, detail: String? = nil, newPart: String? = nil, path: String? = nil,
+        countAttempt: Bool = false
     ) {
-        let change = Change(event: event, state: state, detail: detail, error: nil, newPart: newPart, path: path)
+        let change = Change(event: event, state: state, detail: detail, error: nil, newPart: newPart, path: path,
+                            countAttempt: countAttempt)
         held.withLock { $0.append(change) }
     }
 

@@ -168,8 +168,10 @@ struct TableRestore: Sendable {
     /// Runs `event`: a started or interrupted one is first checked against reality (`check`);
     /// then `action` with retries. Returns whether it ended done. `holdDone`: its `done` is
     /// committed with the journal's next write (for steps whose effect `check` can see).
+    /// `holdStart`: its first `started` is held too, and `action` commits it (`journal.flush()`)
+    /// before its effect can be seen (a download, before its rename into detached/).
     @discardableResult
-    func perform(_ event: JournalEvent, holdDone: Bool = false, check: () async throws -> Bool,
+    func perform(_ event: JournalEvent, holdDone: Bool = false, holdStart: Bool = false, check: () async throws -> Bool,
                  action: () async throws -> ActionResult) async throws -> Bool
     {
         var attempt = 0
@@ -184,7 +186,11 @@ struct TableRestore: Sendable {
                     return true
                 }
             }
-            try await journal.transition(event.id, to: .started, countAttempt: true)
+            if holdStart && attempt == 1 && event.state == .pending && event.attempts == 0 {
+                journal.hold(event.id, to: .started, countAttempt: true)
+            } else {
+                try await journal.transition(event.id, to: .started, countAttempt: true)
+            }
             do {
                 let result = try await action()
                 if holdDone {
