@@ -52,6 +52,13 @@ extension TableRestore {
         return "crc64:\(CRC64.checksum(try FileSystem.readFile(part.path + "checksums.txt")))"
     }
 
+    /// The same identity from the part's folder alone (ending in `/`): `hash_of_all_files`
+    /// computed from checksums.txt, or its CRC-64; nil when the file cannot be read or parsed.
+    static func identityOnDisk(_ folder: String, crc: Bool) -> String? {
+        guard let file = try? FileSystem.readFile(folder + "checksums.txt") else { return nil }
+        return crc ? "crc64:\(CRC64.checksum(file))" : PartChecksums.hashOfAllFiles(checksumsFile: file)
+    }
+
     /// An attach whose name was not recorded (killed right after ATTACH returned): the active
     /// part of its partition and identity that no step of the run and no kept part claims. By
     /// exclusion, never by counting parts of an identity.

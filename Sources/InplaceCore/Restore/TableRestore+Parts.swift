@@ -197,7 +197,10 @@ extension TableRestore {
                         recorded = name
                     }
                 }
-                try await check(name, attach: attach, local: local)
+                // Right after this attempt's own ATTACH, the part is in the table's folder of the
+                // disk whose detached/ held it (ATTACH renames within the disk).
+                let table = target == nil && folder.hasSuffix("/detached/") ? String(folder.dropLast("detached/".count)) : nil
+                try await check(name, attach: attach, local: local, attachedUnder: table)
                 TestCrash.afterEffect("checked \(name)")
                 journal.hold(attach.id, to: .done, detail: "attached as \(name), verified", newPart: name)
                 await progress.done()
@@ -271,25 +274,47 @@ extension TableRestore {
     /// CHECK passes (ATTACH accepts a flipped byte in a data file); otherwise it is detached
     /// again, quarantined, and the step fails. A kept part attached again is checked by hash
     /// only: its bytes did not move.
-    private func check(_ part: String, attach: JournalEvent, local: Bool) async throws {
+    ///
+    /// `attachedUnder`, the table's folder on the part's disk, is given right after this step's
+    /// own ATTACH: the content hash is then computed from the attached part's checksums.txt
+    /// (what system.parts would answer, without a query per part). Anything else (no hash in
+    /// the backup, a file that cannot be read or does not match, a CHECK that cannot find the
+    /// part) asks system.parts, which also tells a part merged away from one never attached.
+    private func check(_ part: String, attach: JournalEvent, local: Bool, attachedUnder table: String? = nil) async throws {
         let name = try PartName.validated(part, context: "attach-part")
-        guard let live = try await activeParts(partition: name.partitionID, name: part).first else {
-            let seen = try await observePart(name)
-            throw TableNeedsReplan(reason: seen.coveredBy.map { "the attached part \(part) was merged into \($0) before it was checked" }
-                ?? "the attached part \(part) is not in the table")
-        }
+        var folder = table.map { $0 + "detached/" } ?? ""
         var problem: String?
-        if let identity = attach.identity, try identityOf(live, crc: identity.hasPrefix("crc64:")) != identity {
-            problem = "the attached part \(part) is not the backup's (its content hash differs from \(identity))"
-        } else if !local {
-            problem = try await checkTablePart(part)
+        var confirmed = false
+        if let table, let identity = attach.identity {
+            if Self.identityOnDisk(table + part + "/", crc: identity.hasPrefix("crc64:")) == identity {
+                do {
+                    if !local { problem = try await checkTablePart(part) }
+                    confirmed = true
+                } catch let error as ClickHouseError where !error.isRetryable {
+                    runner.logger.debug("\(qualified) \(part): CHECK TABLE PART failed (\(error)); asking system.parts")
+                }
+            } else {
+                runner.logger.debug("\(qualified) \(part): \(table + part)/checksums.txt does not show \(identity); asking system.parts")
+            }
+        }
+        if !confirmed {
+            guard let live = try await activeParts(partition: name.partitionID, name: part).first else {
+                let seen = try await observePart(name)
+                throw TableNeedsReplan(reason: seen.coveredBy.map { "the attached part \(part) was merged into \($0) before it was checked" }
+                    ?? "the attached part \(part) is not in the table")
+            }
+            folder = (live.path as NSString).deletingLastPathComponent + "/detached/"
+            if let identity = attach.identity, try identityOf(live, crc: identity.hasPrefix("crc64:")) != identity {
+                problem = "the attached part \(part) is not the backup's (its content hash differs from \(identity))"
+            } else if !local {
+                problem = try await checkTablePart(part)
+            }
         }
         guard let problem else { return }
         if local { throw RestoreError("\(problem); it stays attached") }
         try await client.execute("ALTER TABLE \(qualified) DETACH PART \(ClickHouseSQL.string(part))",
                                  settings: ["query_id": queryID(attach)])
         TestCrash.afterEffect("DETACH PART \(part) (failed its check)")
-        let folder = (live.path as NSString).deletingLastPathComponent + "/detached/"
         let kept = quarantine(folder + part, event: attach)
         throw BackupError(.missingData, "\(problem); the part was detached again; \(kept); \(Self.repairAdvice)")
     }
