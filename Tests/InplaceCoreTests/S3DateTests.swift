@@ -31,4 +31,33 @@ struct S3DateTests {
     func refusesMalformed(_ text: String) {
         #expect(parseDate(text) == nil)
     }
+
+    static let httpReference: @Sendable (String) -> Date? = { text in
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        return formatter.date(from: text)
+    }
+
+    @Test("Last-Modified (IMF-fixdate) read by position equals Foundation's reading", arguments: [
+        "Sun, 06 Dec 2026 21:10:10 GMT", "Thu, 01 Jan 1970 00:00:00 GMT", "Tue, 29 Feb 2000 23:59:59 GMT",
+        "Wed, 31 Dec 1969 23:59:59 GMT", "Mon, 01 Mar 2100 00:00:00 GMT", "Fri, 15 Aug 2025 07:05:09 GMT",
+    ])
+    func httpDates(_ text: String) throws {
+        var copy = text
+        let byPosition = copy.withUTF8(parseIMFFixdate)
+        let parsed = try #require(byPosition)
+        #expect(parsed == (try #require(Self.httpReference(text))), "\(text)")
+        #expect(parseHTTPDate(text) == parsed)
+    }
+
+    @Test("not IMF-fixdate: refused by position (Foundation's formatter then decides)", arguments: [
+        "", "Sun, 06 Dec 2026 21:10:10 UTC", "Sun, 06 Dcm 2026 21:10:10 GMT", "Sun 06 Dec 2026 21:10:10 GMT ",
+        "Sunday, 06-Dec-26 21:10:10 GMT", "Sun, 06 Dec 2026 24:10:10 GMT", "Sun, 6 Dec 2026 21:10:10 GMT",
+    ])
+    func httpDatesRefused(_ text: String) {
+        var copy = text
+        #expect(copy.withUTF8(parseIMFFixdate) == nil)
+    }
 }

@@ -218,6 +218,7 @@ final class CurlTransfer: @unchecked Sendable {
                                     message: "asked for bytes from \(start) but the server answered HTTP \(status) with Content-Range \(range)")
                 }
             }
+            if delivered == 0 { request.onBodyStart?(headers) }
             switch sink {
             case .memory(let limit):
                 guard memoryBody.count + chunk.count <= limit else {

@@ -54,6 +54,9 @@ public struct HTTPRequest: Sendable {
     /// For a ranged GET: the answer must be 206 with a Content-Range starting at this byte, or
     /// no byte reaches the sink (a server that ignores Range would send the object from byte 0).
     public var requiredRangeStart: Int64?
+    /// Called once, on the transfer's thread, with a 2xx answer's headers before its first body
+    /// byte reaches the sink: what a caller must know of an answer that may yet fail midway.
+    public var onBodyStart: (@Sendable ([HTTPHeader]) -> Void)?
     /// Certificate checks and client certificate for an `https://` URL.
     public var tls: TLSOptions
 

@@ -57,12 +57,14 @@ public final class S3Client: Sendable {
     }
 
     /// Streams an object (or the byte range `range`, inclusive) to `sink`. A failure midway is
-    /// retried from the byte where it stopped, pinned to the version first seen (If-Match on its
-    /// ETag) and accepted only as a 206 starting at that byte: the sink never sees a byte twice,
-    /// nor bytes of another version.
+    /// retried from the byte where it stopped, pinned to the version first seen (If-Match on the
+    /// ETag of the first answer, taken before its first byte reached the sink) and accepted only
+    /// as a 206 starting at that byte: the sink never sees a byte twice, nor bytes of another
+    /// version. One request per object when nothing fails (no HEAD first: a restore GETs an
+    /// archive per part).
     @discardableResult
     public func get(_ key: String, range: ClosedRange<Int64>? = nil, to sink: S3Sink) async throws(S3Error) -> S3ObjectInfo {
-        var info = try await head(key)
+        let first = FirstAnswer()
         if case .file(let path) = sink {
             // The file holds this object's bytes only: whatever was there before goes.
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
@@ -78,7 +80,7 @@ public final class S3Client: Sendable {
             attempt += 1
             let start = (range?.lowerBound ?? 0) + progress.delivered
             var headers: [HTTPHeader] = []
-            if !info.etag.isEmpty { headers.append(HTTPHeader("If-Match", "\"\(info.etag)\"")) }
+            if let etag = first.etag, !etag.isEmpty { headers.append(HTTPHeader("If-Match", "\"\(etag)\"")) }
             let ranged = range != nil || progress.delivered > 0
             if ranged {
                 headers.append(HTTPHeader("Range", "bytes=\(start)-\(range.map { String($0.upperBound) } ?? "")"))
@@ -95,8 +97,12 @@ public final class S3Client: Sendable {
             }
             do {
                 let response = try await sendOnce(method: "GET", key: key, headers: headers, sink: httpSink,
-                                                  requiredRangeStart: ranged ? start : nil)
+                                                  requiredRangeStart: ranged ? start : nil,
+                                                  onBodyStart: { headers in first.record(headers) })
                 if case .file = sink { progress.add(Int(response.bodyBytesDelivered)) }
+                var info = objectInfo(key: key, response: response)
+                if let etag = first.etag { info.etag = etag }
+                // The object's size: a ranged answer says it after the slash of Content-Range.
                 if let total = response.header("Content-Range")?.split(separator: "/").last.flatMap({ Int64($0) }) {
                     info.size = total
                 }
@@ -108,7 +114,11 @@ public final class S3Client: Sendable {
                     // The part of the body written before the failure stays; continue after it.
                     progress.set(fileSize(sink))
                 }
-                guard error.isRetryable, attempt < config.retry.maxAttempts else { throw error }
+                guard error.isRetryable, attempt < config.retry.maxAttempts else {
+                    // An object that was never answered (missing, refused) leaves no file behind.
+                    if case .file(let path) = sink, first.etag == nil, progress.delivered == 0 { unlink(path) }
+                    throw error
+                }
                 try await pause(after: attempt, key: key, error: error)
             }
         }
@@ -207,7 +217,8 @@ public final class S3Client: Sendable {
 
     func sendOnce(
         method: String, key: String, query: [(String, String)] = [], headers: [HTTPHeader] = [],
-        body: HTTPRequestBody = .none, sink: HTTPResponseSink, requiredRangeStart: Int64? = nil
+        body: HTTPRequestBody = .none, sink: HTTPResponseSink, requiredRangeStart: Int64? = nil,
+        onBodyStart: (@Sendable ([HTTPHeader]) -> Void)? = nil
     ) async throws(S3Error) -> HTTPResponse {
         var request = HTTPRequest(
             method: method, url: config.url(forKey: key, query: query),
@@ -216,6 +227,7 @@ public final class S3Client: Sendable {
                                    secretKey: config.secretKey),
             connectTimeout: config.connectTimeout, idleTimeout: config.idleTimeout, tls: config.tls)
         request.requiredRangeStart = requiredRangeStart
+        request.onBodyStart = onBodyStart
         let response: HTTPResponse
         do {
             response = try await http.send(request, sink: sink)
@@ -278,6 +290,21 @@ public final class S3Client: Sendable {
     }
 }
 
+/// The ETag of a GET's first answer that began a body, for the If-Match of its retries.
+private final class FirstAnswer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var seen: String?
+
+    var etag: String? { lock.withLock { seen } }
+
+    func record(_ headers: [HTTPHeader]) {
+        lock.withLock {
+            guard seen == nil else { return }
+            seen = unquote(headers.last { $0.name.lowercased() == "etag" }?.value ?? "")
+        }
+    }
+}
+
 /// Bytes of a GET handed to the sink so far, across attempts.
 private final class GetProgress: @unchecked Sendable {
     private(set) var delivered: Int64 = 0
@@ -299,16 +326,7 @@ public func parseDate(_ text: String) -> Date? {
 
 /// `parseDate` over the UTF-8 bytes of the text.
 func parseDate(utf8 bytes: UnsafeBufferPointer<UInt8>) -> Date? {
-    func number(_ from: Int, _ count: Int) -> Int? {
-        guard from + count <= bytes.count else { return nil }
-        var value = 0
-        for index in from..<(from + count) {
-            let digit = Int(bytes[index]) - 48
-            guard (0...9).contains(digit) else { return nil }
-            value = value * 10 + digit
-        }
-        return value
-    }
+    func number(_ from: Int, _ count: Int) -> Int? { decimal(bytes, from: from, count: count) }
     func byte(_ index: Int) -> UInt8? { index < bytes.count ? bytes[index] : nil }
     guard let year = number(0, 4), byte(4) == 0x2D, let month = number(5, 2), byte(7) == 0x2D,
           let day = number(8, 2), byte(10) == 0x54 || byte(10) == 0x74, let hour = number(11, 2),
@@ -340,21 +358,58 @@ func parseDate(utf8 bytes: UnsafeBufferPointer<UInt8>) -> Date? {
         return nil
     }
     guard index == bytes.count else { return nil }
-    // Days since 1970-01-01 in the proleptic Gregorian calendar, from a year that starts in March.
+    let seconds = unixSeconds(year: year, month: month, day: day, hour: hour, minute: minute, second: second) - offset
+    return Date(timeIntervalSince1970: Double(seconds) + fraction)
+}
+
+/// The `count` decimal digits at `from`, or nil when one is not a digit or the text ends first.
+private func decimal(_ bytes: UnsafeBufferPointer<UInt8>, from: Int, count: Int) -> Int? {
+    guard from + count <= bytes.count else { return nil }
+    var value = 0
+    for index in from..<(from + count) {
+        let digit = Int(bytes[index]) - 48
+        guard (0...9).contains(digit) else { return nil }
+        value = value * 10 + digit
+    }
+    return value
+}
+
+/// Seconds since 1970-01-01T00:00:00Z of a UTC date and time in the proleptic Gregorian calendar
+/// (days counted from a year that starts in March).
+func unixSeconds(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) -> Int {
     let y = month <= 2 ? year - 1 : year
     let era = (y >= 0 ? y : y - 399) / 400
     let yearOfEra = y - era * 400
     let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
     let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
     let days = era * 146_097 + dayOfEra - 719_468
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
-    return Date(timeIntervalSince1970: Double(seconds) + fraction)
+    return days * 86_400 + hour * 3600 + minute * 60 + second
 }
 
+/// An HTTP date (`Last-Modified`): IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, what S3 servers
+/// send) read by position, as `parseDate` reads a listing's; the obsolete forms HTTP still allows
+/// by Foundation's formatter (ICU: milliseconds of CPU per call, so only when the first fails).
 func parseHTTPDate(_ text: String) -> Date? {
+    var text = text
+    if let date = text.withUTF8(parseIMFFixdate) { return date }
     let formatter = DateFormatter()
     formatter.locale = Locale(identifier: "en_US_POSIX")
     formatter.timeZone = TimeZone(identifier: "GMT")
     formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
     return formatter.date(from: text)
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` over its UTF-8 bytes: exactly 29 of them.
+func parseIMFFixdate(_ bytes: UnsafeBufferPointer<UInt8>) -> Date? {
+    guard bytes.count == 29 else { return nil }
+    func number(_ from: Int, _ count: Int) -> Int? { decimal(bytes, from: from, count: count) }
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    let name = Array(bytes[8..<11])
+    guard bytes[3] == 0x2C, bytes[4] == 0x20, bytes[7] == 0x20, bytes[11] == 0x20, bytes[16] == 0x20,
+          bytes[19] == 0x3A, bytes[22] == 0x3A, bytes[25] == 0x20, Array(bytes[26..<29]) == Array("GMT".utf8),
+          let month = months.firstIndex(where: { Array($0.utf8) == name }).map({ $0 + 1 }),
+          let day = number(5, 2), let year = number(12, 4), let hour = number(17, 2), let minute = number(20, 2),
+          let second = number(23, 2), (1...31).contains(day), hour < 24, minute < 60, second < 61
+    else { return nil }
+    return Date(timeIntervalSince1970: Double(unixSeconds(year: year, month: month, day: day, hour: hour, minute: minute, second: second)))
 }

@@ -55,17 +55,29 @@ public enum FileSystem {
     /// with `mode` itself (then set exactly, whatever the umask): FileManager creates it 0777 less
     /// the umask and narrows it afterwards, so an owner-only folder was briefly open to all.
     /// With `owner`, each folder created is given to it.
+    /// One stat when the folder is there (a restore asks per part); else its missing ancestors
+    /// first, from the deepest one that exists.
     public static func makeFolders(_ path: String, mode: mode_t = 0o750, owner: FileOwner? = nil) throws(BackupError) {
-        var prefix = path.hasPrefix("/") ? "" : "."
-        for component in path.split(separator: "/") {
-            prefix += "/" + component
-            if mkdir(prefix, mode) == 0 {
-                guard chmod(prefix, mode) == 0 else { throw ioError("cannot set the mode of \(prefix)") }
-                try owner?.give(prefix)
-            } else if errno != EEXIST || !isFolder(prefix) {
-                throw ioError("cannot create folder \(prefix)")
+        var folder = path
+        while folder.count > 1 && folder.hasSuffix("/") { folder.removeLast() }
+        guard !folder.isEmpty, !isFolder(folder) else { return }
+        if mkdir(folder, mode) != 0 {
+            let failure = errno
+            if failure == EEXIST && isFolder(folder) { return }
+            guard failure == ENOENT, let slash = folder.lastIndex(of: "/"), slash > folder.startIndex else {
+                errno = failure
+                throw ioError("cannot create folder \(folder)")
+            }
+            try makeFolders(String(folder[..<slash]), mode: mode, owner: owner)
+            guard mkdir(folder, mode) == 0 else {
+                let failure = errno
+                if failure == EEXIST && isFolder(folder) { return }
+                errno = failure
+                throw ioError("cannot create folder \(folder)")
             }
         }
+        guard chmod(folder, mode) == 0 else { throw ioError("cannot set the mode of \(folder)") }
+        try owner?.give(folder)
     }
 
     public static func exists(_ path: String) -> Bool {
