@@ -256,13 +256,51 @@ public struct TablePlan: Sendable, Codable, Equatable {
         }
     }
 
+    /// Compact (CompactNames.swift): 64 bytes, no heap.
     public struct PartAction: Sendable, Codable, Equatable {
-        public var name: String
-        public var partition: String
-        public var disk: String
+        var partName: CompactPartName
+        var content: ContentHash?
+        var partitionName: InternedName
+        var diskName: InternedName
         public var bytes: Int64
+
+        public var name: String { partName.string }
+        public var partition: String { partitionName.string }
+        public var disk: String { diskName.string }
         /// The content identity used: `hash_of_all_files`, or `crc64:<n>` of checksums.txt.
-        public var identity: String?
+        public var identity: String? { content?.string }
+
+        public init(name: String, partition: String, disk: String, bytes: Int64, identity: String?) {
+            self.init(name: CompactPartName(name), partition: InternedName(partition), disk: InternedName(disk), bytes: bytes,
+                      identity: identity.map(ContentHash.init))
+        }
+
+        init(name: CompactPartName, partition: InternedName, disk: InternedName, bytes: Int64, identity: ContentHash?) {
+            partName = name
+            partitionName = partition
+            diskName = disk
+            self.bytes = bytes
+            content = identity
+        }
+
+        /// The record as text, whose synthesized coding is the one this type had before it was
+        /// compact: the same keys, in the same order, no identity when there is none.
+        private struct Text: Codable {
+            var name: String
+            var partition: String
+            var disk: String
+            var bytes: Int64
+            var identity: String?
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let text = try Text(from: decoder)
+            self.init(name: text.name, partition: text.partition, disk: text.disk, bytes: text.bytes, identity: text.identity)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            try Text(name: name, partition: partition, disk: disk, bytes: bytes, identity: identity).encode(to: encoder)
+        }
     }
 
     /// A kept part that, in the backup's order of its partition, comes after a part to attach:
