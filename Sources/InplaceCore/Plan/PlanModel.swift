@@ -355,11 +355,39 @@ public struct TablePlan: Sendable, Codable, Equatable {
         }
     }
 
+    /// Compact: part names parsed (CompactNames.swift), no heap per name.
     public struct Drift: Sendable, Codable, Equatable {
+        var addedNames: [CompactPartName]
+        var goneNames: [CompactPartName]
+
         /// Live parts whose content was not live when the backup was made (inserted or merged since).
-        public var added: [String]
+        public var added: [String] { addedNames.map(\.string) }
         /// Parts live at backup time whose content is no longer live (merged away, dropped).
-        public var gone: [String]
+        public var gone: [String] { goneNames.map(\.string) }
+
+        public init(added: [String], gone: [String]) {
+            self.init(added: added.map(CompactPartName.init), gone: gone.map(CompactPartName.init))
+        }
+
+        init(added: [CompactPartName], gone: [CompactPartName]) {
+            addedNames = added
+            goneNames = gone
+        }
+
+        /// The drift as text, whose synthesized coding is the one this type had before it was compact.
+        private struct Text: Codable {
+            var added: [String]
+            var gone: [String]
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let text = try Text(from: decoder)
+            self.init(added: text.added, gone: text.gone)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            try Text(added: added, gone: gone).encode(to: encoder)
+        }
     }
 
     public var database: String

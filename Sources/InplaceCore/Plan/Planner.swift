@@ -337,11 +337,12 @@ public enum Planner {
             Identity(partition: $0.compactName.blocks?.partition ?? InternedName(PartName($0.name)?.partitionID ?? ""),
                      content: $0.content ?? .text("?" + $0.name))
         })
-        var added: [String] = []
+        var added: [CompactPartName] = []
         for part in live where then.pop(Identity(partition: part.partition, content: part.content)) == nil {
-            added.append(part.name)
+            added.append(part.compactName)
         }
-        return .init(added: added.sorted(), gone: then.remaining.map { current[$0].name }.sorted())
+        return .init(added: added.sorted(byKey: \.string, <),
+                     gone: then.remaining.map { current[$0].compactName }.sorted(byKey: \.string, <))
     }
 
     private static func checkDisks(_ tables: [TablePlan], live: LiveState, options: PlanOptions) -> [DiskCheck] {
