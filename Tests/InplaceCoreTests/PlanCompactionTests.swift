@@ -116,6 +116,37 @@ struct PlanCompactionTests {
         #expect(try JSONDecoder().decode(TablePlan.Drift.self, from: Data(text(drift).utf8)) == drift)
     }
 
+    @Test("part names at the edges of the compact form give their text back, equal only to themselves")
+    func partNameEdges() {
+        let compact = [
+            "all_281474976710655_281474976710655_0", "p_281474976710000_281474976710001_65535_281474976710002",
+            "all_1_1_65535", "all_5_9_2_17", "all_5_9_2_5", "all_0_4294967294_0", "all_0_0_0_4294967293", "all_0_0_0",
+        ]
+        let text = [
+            "all_281474976710656_281474976710656_0", "all_1_1_65536", "all_5_9_2_4", "all_0_4294967295_0",
+            "all_0_0_0_4294967294", "all_01_1_0", "bad/name", "weird",
+        ]
+        for name in compact + text {
+            #expect(CompactPartName(name).string == name)
+        }
+        for name in compact {
+            let parsed = PartName(name)!
+            #expect(CompactPartName(name).blocks.map { [$0.minBlock, $0.maxBlock] } == [parsed.minBlock, parsed.maxBlock])
+        }
+        for name in text { #expect(CompactPartName(name).blocks == nil) }
+        #expect(Set((compact + text).map(CompactPartName.init)).count == compact.count + text.count)
+    }
+
+    @Test("the records of a million parts keep their sizes")
+    func recordSizes() {
+        #expect(MemoryLayout<CompactPartName>.size == 20)
+        #expect(MemoryLayout<BackupTableState.Part>.stride == 64)
+        #expect(MemoryLayout<LiveState.Part>.stride == 64)
+        #expect(MemoryLayout<TablePlan.Kept>.stride == 48)
+        #expect(MemoryLayout<TablePlan.Resequenced>.stride == 80)
+        #expect(MemoryLayout<TablePlan.PartAction>.stride == 56)
+    }
+
     @Test("the same plan with --drop-first, --full and options that read every part record")
     func sameJSONWithOtherOptions() throws {
         let (backup, live) = Self.fixture()
