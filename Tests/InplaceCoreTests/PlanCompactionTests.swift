@@ -96,6 +96,57 @@ struct PlanCompactionTests {
         #expect(try Self.json(decoded) == journaled)
     }
 
+    @Test("part actions and drift encode with the same keys as before compaction, a missing identity left out")
+    func partActionAndDriftJSON() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]  // as everything that prints plans (unsorted order varies by run here)
+        func text<T: Encodable>(_ value: T) throws -> String { String(decoding: try encoder.encode(value), as: UTF8.self) }
+        let hashed = TablePlan.PartAction(name: "202401_2_99999999999_3", partition: "202401", disk: "fast",
+                                          bytes: 1 << 40, identity: Self.hashA)
+        let crc = TablePlan.PartAction(name: "bad/name", partition: "all", disk: "default", bytes: 7, identity: "crc64:11")
+        let none = TablePlan.PartAction(name: "all_1_1_0", partition: "all", disk: "default", bytes: 0, identity: nil)
+        #expect(try text(hashed) == #"{"bytes":1099511627776,"disk":"fast","identity":"0123456789abcdef0123456789abcdef","name":"202401_2_99999999999_3","partition":"202401"}"#)
+        #expect(try text(crc) == #"{"bytes":7,"disk":"default","identity":"crc64:11","name":"bad\/name","partition":"all"}"#)
+        #expect(try text(none) == #"{"bytes":0,"disk":"default","name":"all_1_1_0","partition":"all"}"#)
+        for action in [hashed, crc, none] {
+            #expect(try JSONDecoder().decode(TablePlan.PartAction.self, from: Data(text(action).utf8)) == action)
+        }
+        let drift = TablePlan.Drift(added: ["all_1_2_1", "202401_01_1_0"], gone: ["weird"])
+        #expect(try text(drift) == #"{"added":["all_1_2_1","202401_01_1_0"],"gone":["weird"]}"#)
+        #expect(try JSONDecoder().decode(TablePlan.Drift.self, from: Data(text(drift).utf8)) == drift)
+    }
+
+    @Test("part names at the edges of the compact form give their text back, equal only to themselves")
+    func partNameEdges() {
+        let compact = [
+            "all_281474976710655_281474976710655_0", "p_281474976710000_281474976710001_65535_281474976710002",
+            "all_1_1_65535", "all_5_9_2_17", "all_5_9_2_5", "all_0_4294967294_0", "all_0_0_0_4294967293", "all_0_0_0",
+        ]
+        let text = [
+            "all_281474976710656_281474976710656_0", "all_1_1_65536", "all_5_9_2_4", "all_0_4294967295_0",
+            "all_0_0_0_4294967294", "all_01_1_0", "bad/name", "weird",
+        ]
+        for name in compact + text {
+            #expect(CompactPartName(name).string == name)
+        }
+        for name in compact {
+            let parsed = PartName(name)!
+            #expect(CompactPartName(name).blocks.map { [$0.minBlock, $0.maxBlock] } == [parsed.minBlock, parsed.maxBlock])
+        }
+        for name in text { #expect(CompactPartName(name).blocks == nil) }
+        #expect(Set((compact + text).map(CompactPartName.init)).count == compact.count + text.count)
+    }
+
+    @Test("the records of a million parts keep their sizes")
+    func recordSizes() {
+        #expect(MemoryLayout<CompactPartName>.size == 20)
+        #expect(MemoryLayout<BackupTableState.Part>.stride == 64)
+        #expect(MemoryLayout<LiveState.Part>.stride == 64)
+        #expect(MemoryLayout<TablePlan.Kept>.stride == 48)
+        #expect(MemoryLayout<TablePlan.Resequenced>.stride == 80)
+        #expect(MemoryLayout<TablePlan.PartAction>.stride == 56)
+    }
+
     @Test("the same plan with --drop-first, --full and options that read every part record")
     func sameJSONWithOtherOptions() throws {
         let (backup, live) = Self.fixture()

@@ -3,7 +3,7 @@ import Synchronization
 /// Compact part records for planning a million parts in little memory:
 /// 1. Partition ids and disk names are interned: a record holds a 4-byte index into one
 ///    process-wide table instead of a String (16 bytes, plus a heap copy for long ids).
-/// 2. A part name is parsed once into numbers (24 bytes, no heap) when formatting the numbers
+/// 2. A part name is parsed once into numbers (20 bytes, no heap) when formatting the numbers
 ///    gives the name back exactly; any other name is interned whole.
 /// 3. A content hash of 32 lower-case hex digits (`hash_of_all_files`) is two integers; a CRC-64
 ///    identity is its integer; anything else stays text.
@@ -29,39 +29,45 @@ public struct InternedName: Hashable, Sendable {
     public var string: String { Self.table.withLock { $0.strings[Int(index)] } }
 }
 
-/// A part name, `<partition>_<min>_<max>_<level>[_<data version>]`, as numbers.
+/// A part name, `<partition>_<min>_<max>_<level>[_<data version>]`, as numbers in five 32-bit
+/// words: 20 bytes aligned on 4, so that a record's 4-byte fields fill the rest of its 8-byte word.
 struct CompactPartName: Hashable, Sendable {
-    private var minBlock: Int64
+    /// The min block's low 32 bits.
+    private var minLow: UInt32
+    /// The min block's high 16 bits (a min block below 2^48), then the level (below 2^16).
+    private var minHighLevel: UInt32
     /// The partition id; for a name kept as text, the whole name.
     private var partition: InternedName
     /// maxBlock - minBlock.
     private var span: UInt32
-    /// dataVersion - minBlock + 1; 0 for none.
+    /// dataVersion - minBlock + 1; 0 for none; `textVersion` for a name kept as text.
     private var version: UInt32
-    private var level: UInt16
-    private var isText: Bool
+
+    private static let textVersion = UInt32.max
 
     init(_ name: String) {
-        if let parsed = PartName(name), parsed.minBlock <= parsed.maxBlock, parsed.maxBlock - parsed.minBlock < UInt32.max,
-           parsed.level <= Int64(UInt16.max),
-           parsed.dataVersion.map({ $0 >= parsed.minBlock && $0 - parsed.minBlock < Int64(UInt32.max) - 1 }) ?? true,
+        if let parsed = PartName(name), parsed.minBlock <= parsed.maxBlock, parsed.minBlock < 1 << 48,
+           parsed.maxBlock - parsed.minBlock < UInt32.max, parsed.level <= Int64(UInt16.max),
+           parsed.dataVersion.map({ $0 >= parsed.minBlock && $0 - parsed.minBlock < Int64(Self.textVersion) - 1 }) ?? true,
            Self.isCanonical(name, parsed)
         {
-            minBlock = parsed.minBlock
+            minLow = UInt32(truncatingIfNeeded: parsed.minBlock)
+            minHighLevel = UInt32(parsed.minBlock >> 32) << 16 | UInt32(parsed.level)
             partition = InternedName(parsed.partitionID)
             span = UInt32(parsed.maxBlock - parsed.minBlock)
             version = parsed.dataVersion.map { UInt32($0 - parsed.minBlock + 1) } ?? 0
-            level = UInt16(parsed.level)
-            isText = false
         } else {
-            minBlock = 0
+            minLow = 0
+            minHighLevel = 0
             partition = InternedName(name)
             span = 0
-            version = 0
-            level = 0
-            isText = true
+            version = Self.textVersion
         }
     }
+
+    private var isText: Bool { version == Self.textVersion }
+    private var minBlock: Int64 { Int64(minHighLevel >> 16) << 32 | Int64(minLow) }
+    private var level: UInt32 { minHighLevel & 0xFFFF }
 
     /// Formatting the numbers gives the name back: no number has a leading zero (the parser
     /// read each field whole, so the lengths tell).

@@ -103,10 +103,10 @@ public struct LiveState: Sendable {
     /// Compact (CompactNames.swift): 64 bytes, no heap, for a million of them.
     public struct Part: Sendable, Hashable {
         var compactName: CompactPartName
-        var content: ContentHash
-        private var hasCRC: Bool
         /// `system.parts.partition_id`.
         var partition: InternedName
+        var content: ContentHash
+        private var hasCRC: Bool
         var diskName: InternedName
         public var bytes: Int64
         private var crc: UInt64
@@ -208,7 +208,7 @@ public struct PlanOptions: Sendable {
 
 /// What the restore will do to one table.
 public struct TablePlan: Sendable, Codable, Equatable {
-    /// Compact (CompactNames.swift): 56 bytes, no heap; most parts of a plan are kept.
+    /// Compact (CompactNames.swift): 48 bytes, no heap; most parts of a plan are kept.
     public struct Kept: Sendable, Codable, Equatable {
         var backupName: CompactPartName
         var liveName: CompactPartName
@@ -256,19 +256,57 @@ public struct TablePlan: Sendable, Codable, Equatable {
         }
     }
 
+    /// Compact (CompactNames.swift): 56 bytes, no heap.
     public struct PartAction: Sendable, Codable, Equatable {
-        public var name: String
-        public var partition: String
-        public var disk: String
+        var partName: CompactPartName
+        var partitionName: InternedName
+        var content: ContentHash?
+        var diskName: InternedName
         public var bytes: Int64
+
+        public var name: String { partName.string }
+        public var partition: String { partitionName.string }
+        public var disk: String { diskName.string }
         /// The content identity used: `hash_of_all_files`, or `crc64:<n>` of checksums.txt.
-        public var identity: String?
+        public var identity: String? { content?.string }
+
+        public init(name: String, partition: String, disk: String, bytes: Int64, identity: String?) {
+            self.init(name: CompactPartName(name), partition: InternedName(partition), disk: InternedName(disk), bytes: bytes,
+                      identity: identity.map(ContentHash.init))
+        }
+
+        init(name: CompactPartName, partition: InternedName, disk: InternedName, bytes: Int64, identity: ContentHash?) {
+            partName = name
+            partitionName = partition
+            diskName = disk
+            self.bytes = bytes
+            content = identity
+        }
+
+        /// The record as text, whose synthesized coding is the one this type had before it was
+        /// compact: the same keys, in the same order, no identity when there is none.
+        private struct Text: Codable {
+            var name: String
+            var partition: String
+            var disk: String
+            var bytes: Int64
+            var identity: String?
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let text = try Text(from: decoder)
+            self.init(name: text.name, partition: text.partition, disk: text.disk, bytes: text.bytes, identity: text.identity)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            try Text(name: name, partition: partition, disk: disk, bytes: bytes, identity: identity).encode(to: encoder)
+        }
     }
 
     /// A kept part that, in the backup's order of its partition, comes after a part to attach:
     /// detached and attached again after it, so that block numbers follow the backup's order
     /// (Replacing and Collapsing engines answer FINAL by that order). A local rename: nothing
-    /// is downloaded.
+    /// is downloaded. Compact (CompactNames.swift): 80 bytes, no heap.
     public struct Resequenced: Sendable, Codable, Equatable {
         var backupName: CompactPartName
         var liveName: CompactPartName
@@ -317,11 +355,39 @@ public struct TablePlan: Sendable, Codable, Equatable {
         }
     }
 
+    /// Compact: part names parsed (CompactNames.swift), no heap per name.
     public struct Drift: Sendable, Codable, Equatable {
+        var addedNames: [CompactPartName]
+        var goneNames: [CompactPartName]
+
         /// Live parts whose content was not live when the backup was made (inserted or merged since).
-        public var added: [String]
+        public var added: [String] { addedNames.map(\.string) }
         /// Parts live at backup time whose content is no longer live (merged away, dropped).
-        public var gone: [String]
+        public var gone: [String] { goneNames.map(\.string) }
+
+        public init(added: [String], gone: [String]) {
+            self.init(added: added.map(CompactPartName.init), gone: gone.map(CompactPartName.init))
+        }
+
+        init(added: [CompactPartName], gone: [CompactPartName]) {
+            addedNames = added
+            goneNames = gone
+        }
+
+        /// The drift as text, whose synthesized coding is the one this type had before it was compact.
+        private struct Text: Codable {
+            var added: [String]
+            var gone: [String]
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let text = try Text(from: decoder)
+            self.init(added: text.added, gone: text.gone)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            try Text(added: added, gone: gone).encode(to: encoder)
+        }
     }
 
     public var database: String

@@ -99,8 +99,8 @@ public enum PlanReport {
             if !table.drop.isEmpty { what.append("drop \(table.drop.count) (\(bytes(table.dropBytes)))") }
             if !table.download.isEmpty { what.append("download \(table.download.count) (\(bytes(table.downloadBytes)))") }
             var line = "  \(name)" + (table.partitions.map { " (partitions \($0))" } ?? "") + ": " + what.joined(separator: ", ")
-            if let drift = table.drift, !drift.added.isEmpty || !drift.gone.isEmpty {
-                line += "; since the backup: \(drift.added.count) part(s) added, \(drift.gone.count) merged away or dropped"
+            if let drift = table.drift, !drift.addedNames.isEmpty || !drift.goneNames.isEmpty {
+                line += "; since the backup: \(drift.addedNames.count) part(s) added, \(drift.goneNames.count) merged away or dropped"
             }
             lines.append(line)
             if !table.partitionsDropped.isEmpty {

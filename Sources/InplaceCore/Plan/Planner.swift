@@ -121,16 +121,13 @@ public enum Planner {
         if downloadAll {
             plan.download = backupParts.map { action($0.part, partition: $0.partition, identity: identity($0.part, crc: useCRC)) }
             if !plan.recreate, let liveTable {
-                plan.drop = liveTable.parts.map {
-                    .init(name: $0.name, partition: $0.partitionID, disk: $0.disk, bytes: $0.bytes,
-                          identity: useCRC ? $0.checksumsCRC.map { "crc64:\($0)" } : $0.hash)
-                }.sorted { $0.name < $1.name }
+                plan.drop = liveTable.parts.map { drop($0, useCRC: useCRC) }.sorted(byKey: \.name, <)
             }
         } else if let liveTable {
             let matched = match(backupParts, liveTable.parts, ranks: ranks, useCRC: useCRC, into: &plan)
             keepBackupOrder(backupParts, matched, useCRC: useCRC, into: &plan)
         }
-        let missing = plan.download.map(\.name).filter { backup.missingData.contains($0) }
+        let missing = backup.missingData.isEmpty ? [] : plan.download.map(\.name).filter { backup.missingData.contains($0) }
         if !missing.isEmpty {
             let note = backup.missingDataNote.map { "; " + $0 } ?? ""
             return refuse("the backup's data for \(missing.count) part(s) to restore is missing (\(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : ""))\(note); nothing will be dropped from this table")
@@ -140,7 +137,7 @@ public enum Planner {
         }
         if !plan.drop.isEmpty {
             let held = Set(backupParts.map(\.partition))
-            plan.partitionsDropped = Set(plan.drop.map(\.partition).filter { !held.contains(InternedName($0)) }).sorted()
+            plan.partitionsDropped = Set(plan.drop.map(\.partitionName).filter { !held.contains($0) }).map(\.string).sorted()
         }
         return plan
     }
@@ -235,25 +232,20 @@ public enum Planner {
         let order = liveParts.indices.sorted { keys[$0] < keys[$1] }
         let liveParts = order.map { liveParts[$0] }
         var live = IdentityQueues(liveParts.enumerated().map { index, part in
-            let content = useCRC ? part.checksumsCRC.map(ContentHash.crc64) : part.content
+            let content = identity(part, crc: useCRC)
             return Identity(partition: part.partition, content: content, unmatched: content == nil ? index + 1 : 0)
         })
         var pairs: [Int?] = []
         pairs.reserveCapacity(backupParts.count)
         for named in backupParts {
-            let content = identity(named.part, crc: useCRC)
-            let index = content.flatMap { live.pop(Identity(partition: named.partition, content: $0)) }
-            pairs.append(index)
-            if index == nil {
-                plan.download.append(action(named.part, partition: named.partition, identity: content))
-            }
+            pairs.append(identity(named.part, crc: useCRC).flatMap { live.pop(Identity(partition: named.partition, content: $0)) })
         }
-        for index in live.remaining {
-            let part = liveParts[index]
-            plan.drop.append(.init(name: part.name, partition: part.partitionID, disk: part.disk, bytes: part.bytes,
-                                   identity: (useCRC ? part.checksumsCRC.map(ContentHash.crc64) : part.content)?.string))
+        // The lists at their exact sizes: a million tables' spare capacity adds up.
+        plan.download.reserveCapacity(pairs.count { $0 == nil })
+        for (named, pair) in zip(backupParts, pairs) where pair == nil {
+            plan.download.append(action(named.part, partition: named.partition, identity: identity(named.part, crc: useCRC)))
         }
-        plan.drop.sort { $0.name < $1.name }
+        plan.drop = live.remaining.map { drop(liveParts[$0], useCRC: useCRC) }.sorted(byKey: \.name, <)
         return Matched(live: liveParts, liveMinBlocks: order.map { minBlocks[$0] }, pairs: pairs)
     }
 
@@ -303,20 +295,20 @@ public enum Planner {
         // Every name that needs detached/ must be distinct: a re-sequenced part whose live name
         // is a download's is downloaded instead (and its live part dropped), which adds its
         // backup name to the downloads; repeated until no name is needed twice.
-        var needed = Set(plan.download.map(\.name))
+        var needed = Set(plan.download.map(\.partName))
         var moved = false
-        while let index = plan.resequence.firstIndex(where: { needed.contains($0.live) }) {
+        while let index = plan.resequence.firstIndex(where: { needed.contains($0.liveName) }) {
             let part = plan.resequence.remove(at: index)
-            needed.insert(part.backup)
-            plan.download.append(.init(name: part.backup, partition: part.partition, disk: part.disk, bytes: part.bytes,
-                                       identity: part.identity))
-            plan.drop.append(.init(name: part.live, partition: part.partition, disk: part.disk, bytes: part.bytes,
-                                   identity: part.identity))
+            needed.insert(part.backupName)
+            plan.download.append(.init(name: part.backupName, partition: part.partitionName, disk: part.diskName,
+                                       bytes: part.bytes, identity: part.content))
+            plan.drop.append(.init(name: part.liveName, partition: part.partitionName, disk: part.diskName,
+                                   bytes: part.bytes, identity: part.content))
             moved = true
         }
         if moved {
-            plan.download.sort { (PartName($0.name)!, $0.name) < (PartName($1.name)!, $1.name) }
-            plan.drop.sort { $0.name < $1.name }
+            plan.download = plan.download.sorted(byKey: { (PartName($0.name)!, $0.name) }, <)
+            plan.drop = plan.drop.sorted(byKey: \.name, <)
         }
     }
 
@@ -324,10 +316,19 @@ public enum Planner {
         crc ? part.checksumsCRC.map(ContentHash.crc64) : part.content
     }
 
+    private static func identity(_ part: LiveState.Part, crc: Bool) -> ContentHash? {
+        crc ? part.checksumsCRC.map(ContentHash.crc64) : part.content
+    }
+
     private static func action(_ part: BackupTableState.Part, partition: InternedName, identity: ContentHash?)
         -> TablePlan.PartAction
     {
-        .init(name: part.name, partition: partition.string, disk: part.disk, bytes: part.bytes, identity: identity?.string)
+        .init(name: part.compactName, partition: partition, disk: part.diskName, bytes: part.bytes, identity: identity)
+    }
+
+    private static func drop(_ part: LiveState.Part, useCRC: Bool) -> TablePlan.PartAction {
+        .init(name: part.compactName, partition: part.partition, disk: part.diskName, bytes: part.bytes,
+              identity: identity(part, crc: useCRC))
     }
 
     /// Multiset difference by (partition, hash) between the parts live at backup time and now.
@@ -336,11 +337,12 @@ public enum Planner {
             Identity(partition: $0.compactName.blocks?.partition ?? InternedName(PartName($0.name)?.partitionID ?? ""),
                      content: $0.content ?? .text("?" + $0.name))
         })
-        var added: [String] = []
+        var added: [CompactPartName] = []
         for part in live where then.pop(Identity(partition: part.partition, content: part.content)) == nil {
-            added.append(part.name)
+            added.append(part.compactName)
         }
-        return .init(added: added.sorted(), gone: then.remaining.map { current[$0].name }.sorted())
+        return .init(added: added.sorted(byKey: \.string, <),
+                     gone: then.remaining.map { current[$0].compactName }.sorted(byKey: \.string, <))
     }
 
     private static func checkDisks(_ tables: [TablePlan], live: LiveState, options: PlanOptions) -> [DiskCheck] {
@@ -368,5 +370,14 @@ public enum Planner {
             return DiskCheck(disk: disk, free: free, freedByDrops: gain, needed: need, margin: margin,
                              enough: free + gain >= need + margin)
         }
+    }
+}
+
+extension Array {
+    /// Sorted by a key made once per element: the names of compact records are formatted, not
+    /// stored. The result is at its exact size.
+    func sorted<Key>(byKey key: (Element) -> Key, _ areInIncreasingOrder: (Key, Key) -> Bool) -> [Element] {
+        let keys = map(key)
+        return indices.sorted { areInIncreasingOrder(keys[$0], keys[$1]) }.map { self[$0] }
     }
 }
