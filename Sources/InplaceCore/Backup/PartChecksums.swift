@@ -55,7 +55,7 @@ public enum PartChecksums {
             if compressed.first != 0 {
                 guard reader.varUInt() != nil, reader.take(16) != nil else { return nil }
             }
-            files.append(File(name: String(decoding: name, as: UTF8.self), size: size, hash: fileHash))
+            files.append(File(name: String(decoding: name, as: UTF8.self), size: size, hash: Array(fileHash)))
         }
         guard reader.atEnd else { return nil }
         // ClickHouse keeps them in a std::map: byte order of the names.
@@ -129,12 +129,6 @@ public enum PartChecksums {
     }
 }
 
-extension PartChecksums.File {
-    init(name: String, size: UInt64, hash: ArraySlice<UInt8>) {
-        self.init(name: name, size: size, hash: Array(hash))
-    }
-}
-
 /// libzstd's one-shot decompression, looked up at run time: libcurl links libzstd, so the
 /// library is in the process already; without it, ZSTD blocks are not read (nil above).
 enum ZSTDLibrary {
@@ -146,8 +140,6 @@ enum ZSTDLibrary {
               let decompress = dlsym(library, "ZSTD_decompress"), let isError = dlsym(library, "ZSTD_isError") else { return nil }
         return (unsafeBitCast(decompress, to: Decompress.self), unsafeBitCast(isError, to: IsError.self))
     }()
-
-    static var available: Bool { functions != nil }
 
     /// Appends the frame's `size` bytes to `output`; false when it does not decode to exactly that.
     static func decompress(_ frame: ArraySlice<UInt8>, size: Int, appendingTo output: inout [UInt8]) -> Bool {

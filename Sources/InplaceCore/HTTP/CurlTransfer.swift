@@ -210,7 +210,7 @@ final class CurlTransfer: @unchecked Sendable {
         }
         do {
             if delivered == 0, let start = request.requiredRangeStart {
-                let range = headers.last { $0.name.lowercased() == "content-range" }?.value ?? "none"
+                let range = headers.last(named: "Content-Range") ?? "none"
                 // "bytes 100-199/1000"
                 let first = range.split(separator: " ").dropFirst().first?.split(separator: "-").first.flatMap { Int64($0) }
                 guard status == 206, first == start else {

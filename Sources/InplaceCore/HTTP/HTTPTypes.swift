@@ -10,6 +10,13 @@ public struct HTTPHeader: Sendable, Equatable {
     }
 }
 
+extension Array where Element == HTTPHeader {
+    /// The value of the last header named `name` (names compared without case).
+    public func last(named name: String) -> String? {
+        last { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+    }
+}
+
 /// Credentials curl applies itself; they never become part of a URL or a description.
 public enum HTTPCredentials: Sendable {
     case basic(user: String, password: String)
@@ -87,9 +94,7 @@ public struct HTTPResponse: Sendable {
 
     public var isSuccess: Bool { (200..<300).contains(status) }
 
-    public func header(_ name: String) -> String? {
-        headers.last { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
-    }
+    public func header(_ name: String) -> String? { headers.last(named: name) }
 
     public var bodyText: String { String(decoding: body, as: UTF8.self) }
 }

@@ -300,7 +300,7 @@ private final class FirstAnswer: @unchecked Sendable {
     func record(_ headers: [HTTPHeader]) {
         lock.withLock {
             guard seen == nil else { return }
-            seen = unquote(headers.last { $0.name.lowercased() == "etag" }?.value ?? "")
+            seen = unquote(headers.last(named: "ETag") ?? "")
         }
     }
 }

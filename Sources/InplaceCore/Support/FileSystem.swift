@@ -61,20 +61,16 @@ public enum FileSystem {
         var folder = path
         while folder.count > 1 && folder.hasSuffix("/") { folder.removeLast() }
         guard !folder.isEmpty, !isFolder(folder) else { return }
-        if mkdir(folder, mode) != 0 {
-            let failure = errno
-            if failure == EEXIST && isFolder(folder) { return }
-            guard failure == ENOENT, let slash = folder.lastIndex(of: "/"), slash > folder.startIndex else {
-                errno = failure
-                throw ioError("cannot create folder \(folder)")
-            }
+        var made = mkdir(folder, mode) == 0
+        if !made, errno == ENOENT, let slash = folder.lastIndex(of: "/"), slash > folder.startIndex {
             try makeFolders(String(folder[..<slash]), mode: mode, owner: owner)
-            guard mkdir(folder, mode) == 0 else {
-                let failure = errno
-                if failure == EEXIST && isFolder(folder) { return }
-                errno = failure
-                throw ioError("cannot create folder \(folder)")
-            }
+            made = mkdir(folder, mode) == 0
+        }
+        if !made {
+            let failure = errno
+            if failure == EEXIST && isFolder(folder) { return }  // made by another process meanwhile
+            errno = failure
+            throw ioError("cannot create folder \(folder)")
         }
         guard chmod(folder, mode) == 0 else { throw ioError("cannot set the mode of \(folder)") }
         try owner?.give(folder)
